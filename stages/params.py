@@ -1,0 +1,112 @@
+"""The schema of params.yaml, validated once when a stage starts.
+
+Every group forbids unknown keys, so a typo stops the stage with one line naming the key
+instead of silently running with a default.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stages.errors import StageError
+
+PARAMS_FILE = "params.yaml"
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Group):
+    path: str | None = None
+    format: Literal["auto", "csv", "tsv", "parquet", "jsonl", "folder"] = "auto"
+    text_column: str = "text"
+    label_column: str = "label"
+    source_column: str = "source"
+    sources: list[str] | None = None
+    max_docs: int | None = Field(default=None, ge=2)
+    test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
+    drop_duplicates: bool = True
+
+
+class TokeniseParams(_Group):
+    lowercase: bool = True
+    strip_html: bool = True
+    stopwords: bool = False
+    phrases: bool = False
+    phrases_min_count: int = Field(default=5, ge=1)
+    phrases_threshold: float = Field(default=10.0, gt=0.0)
+    min_count: int = Field(default=5, ge=1)
+    max_vocab: int | None = Field(default=None, ge=1)
+
+
+class BowParams(_Group):
+    ngram_max: int = Field(default=2, ge=1, le=5)
+    min_df: int = Field(default=2, ge=1)
+    sublinear_tf: bool = True
+    C: float = Field(default=16.0, gt=0.0)
+
+
+class CooccurParams(_Group):
+    window: int = Field(default=10, ge=1, le=100)
+    weighting: Literal["harmonic", "uniform"] = "harmonic"
+
+
+class Params(_Group):
+    seed: int = Field(default=0, ge=0)
+    data: DataParams = DataParams()
+    tokenise: TokeniseParams = TokeniseParams()
+    bow: BowParams = BowParams()
+    cooccur: CooccurParams = CooccurParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls_for_groups(cls, values):
+        # `group:` with nothing under it parses as None; treat it as "all defaults".
+        if isinstance(values, dict):
+            return {k: ({} if v is None and k in cls.model_fields and k != "seed" else v)
+                    for k, v in values.items()}
+        return values
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    got = error.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{key}: {error['msg']}{shown}"
+
+
+def parse_params(raw: dict | None, source: str = PARAMS_FILE) -> Params:
+    """Validate a params mapping; raise StageError with one line naming the offending key."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = _describe(errors[0])
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        if errors[0]["type"] == "extra_forbidden":
+            loc = errors[0]["loc"][:-1]
+            model = Params
+            for part in loc:
+                model = model.model_fields[part].annotation
+            allowed = ", ".join(model.model_fields)
+            first += f"; allowed: {allowed}"
+        raise StageError(f"{source}: {first}{more}") from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"{path}: parameters file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise StageError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise StageError(f"{path}: expected a mapping of parameter groups at the top level")
+    return parse_params(raw, str(path))
