@@ -1,0 +1,1 @@
+"""Prefect flows over the DVC pipeline, and the `nlpdag` command line."""

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny_frame() -> pd.DataFrame:
+    """A raw corpus as `read_corpus` returns it: 2 labels x 2 sources, 10 documents each."""
+    rows = []
+    for source in ("imdb", "rotten_tomatoes"):
+        for label in (0, 1):
+            word = "great" if label else "awful"
+            for k in range(10):
+                rows.append((f"{source} review {k} was {word} {word} film number {k}", label, source))
+    frame = pd.DataFrame(rows, columns=["text", "label", "source"])
+    frame.insert(0, "doc_id", range(len(frame)))
+    return frame
+
+
+def run_env() -> dict[str, str]:
+    """Environment for DVC/nlpdag subprocesses: this venv first on PATH, analytics off."""
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=kw.pop("env", run_env()), capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def copy_repo(dest: Path) -> Path:
+    """A fresh git+DVC repository holding this checkout's tracked files (outputs and cache excluded)."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file() and not name.startswith(("reports/metrics/", "dvc.lock")):
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    run(["git", "init", "-q"], dest)
+    run(["git", "config", "user.email", "test@example.com"], dest)
+    run(["git", "config", "user.name", "test"], dest)
+    return dest

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from stages.bow import count_matrix, fit_tfidf_logreg, tfidf_matrix, triplets
+from stages.evaluate import classification_metrics
+from stages.params import BowParams
+import pandas as pd
+
+
+def test_counts_over_vocabulary_ignore_unknown_tokens():
+    m = count_matrix([["a", "b", "a", "zz"], ["c"]], ["a", "b", "c"])
+    assert m.shape == (2, 3)
+    assert m.toarray().tolist() == [[2, 1, 0], [0, 0, 1]]
+
+
+def test_tfidf_values_idf_from_train_rows_only():
+    counts = count_matrix([["a", "b"], ["a"], ["b", "b"]], ["a", "b"])
+    train = np.array([True, True, False])
+    m = tfidf_matrix(counts, train, sublinear_tf=False).toarray()
+    assert m.shape == (3, 2)
+    # smooth idf on 2 train docs: idf(a) = ln(3/3)+1 = 1, idf(b) = ln(3/2)+1
+    idf_b = np.log(3 / 2) + 1
+    row0 = np.array([1.0, idf_b]) / np.linalg.norm([1.0, idf_b])
+    np.testing.assert_allclose(m[0], row0, rtol=1e-6)
+    np.testing.assert_allclose(m[2], [0.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(m, axis=1), 1.0, rtol=1e-6)
+
+
+def test_triplets_round_trip():
+    counts = count_matrix([["a", "b", "a"], ["b"]], ["a", "b"])
+    table = triplets(counts, np.array([10, 20])).to_pandas().sort_values(["doc_id", "token_id"])
+    assert table.values.tolist() == [[10, 0, 2], [10, 1, 1], [20, 1, 1]]
+
+
+def test_baseline_learns_a_separable_toy_task():
+    docs = [["great", "film"]] * 20 + [["awful", "film"]] * 20
+    y = np.array([1] * 20 + [0] * 20)
+    vec, model = fit_tfidf_logreg(docs, y, BowParams(min_df=1))
+    assert "great film" in vec.vocabulary_  # bigrams are features
+    assert model.predict(vec.transform([["great"], ["awful"]])).tolist() == [1, 0]
+
+
+def test_metrics_by_source():
+    y = np.array([0, 1, 0, 1])
+    pred = np.array([0, 1, 1, 1])
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])
+    out = classification_metrics(y, pred, proba, 2, pd.Series(["a", "a", "b", "b"]))
+    assert out["accuracy"] == 0.75 and out["roc_auc"] == 1.0 and out["n"] == 4
+    assert out["by_source"]["a"]["accuracy"] == 1.0 and out["by_source"]["b"]["accuracy"] == 0.5
+    assert "roc_auc" in out["by_source"]["a"]
+    three = classification_metrics(np.array([0, 1, 2]), np.array([0, 1, 1]), None, 3)
+    assert "roc_auc" not in three and "by_source" not in three

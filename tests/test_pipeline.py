@@ -1,0 +1,122 @@
+"""End to end on a small sample, in a temporary copy of the repository: DVC, then Prefect."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import copy_repo, run, run_env
+from flows.dag import parse_dot, parse_status, stage_order
+
+SMALL = {"data": {"max_docs": 400}, "tokenise": {"min_count": 2}, "bow": {"min_df": 1}}
+
+
+def set_params(repo: Path, changes: dict) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for group, values in changes.items():
+        params[group].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = copy_repo(tmp_path_factory.mktemp("repo"))
+    set_params(repo, SMALL)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "small sample"], repo)
+    out = run(["dvc", "repro"], repo)
+    assert "Running stage 'cooccur'" in out.stdout
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "baseline run"], repo)
+    return repo
+
+
+def test_parse_dot_and_order():
+    dot = 'strict digraph {\n"a";\n"b@x";\n"c";\n"a" -> "b@x";\n"b@x" -> "c";\n"a" -> "c";\n}\n'
+    graph = parse_dot(dot)
+    assert graph == {"a": set(), "b@x": {"a"}, "c": {"a", "b@x"}}
+    assert stage_order(graph) == ["a", "b@x", "c"]
+    assert parse_status('{"dvc.yaml:bow": [], "cooccur": []}') == {"bow", "cooccur"}
+
+
+@pytest.mark.slow
+def test_repro_writes_every_output_and_second_repro_does_nothing(repo):
+    corpus = pd.read_parquet(repo / "data/corpus.parquet")
+    assert len(corpus) == 400 and set(corpus["split"]) == {"train", "test"}
+    tokens = pd.read_parquet(repo / "data/tokens.parquet")
+    assert tokens["doc_id"].tolist() == corpus["doc_id"].tolist()
+    vocab = pd.read_parquet(repo / "data/vocab.parquet")
+    co = pd.read_parquet(repo / "data/cooccur.parquet")
+    assert co["i"].max() < len(vocab) and (co["x"] > 0).all()
+    counts = pd.read_parquet(repo / "data/bow/counts.parquet")
+    assert set(counts.columns) == {"doc_id", "token_id", "value"}
+    bow = json.loads((repo / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]
+    assert 0.5 < bow["accuracy"] <= 1 and set(bow["by_source"]) == {"imdb", "rotten_tomatoes"}
+    out = run(["dvc", "repro"], repo)
+    assert "Data and pipelines are up to date." in out.stdout
+    assert "Running stage" not in out.stdout
+
+
+@pytest.mark.slow
+def test_bad_param_stops_the_stage_with_one_line(repo, tmp_path):
+    bad = copy_repo(tmp_path)
+    set_params(bad, {"cooccur": {"window": 0}})
+    proc = run(["python", "-m", "stages.cooccur"], bad, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: params.yaml: cooccur.window: Input should be greater than or "
+                                   "equal to 1 (got 0)")
+    set_params(bad, {"data": {"path": "data/raw/nope.csv"}, "cooccur": {"window": 5}})
+    proc = run(["python", "-m", "stages.ingest"], bad, check=False)
+    assert proc.returncode == 2 and "data/raw/nope.csv: corpus file not found" in proc.stderr
+    assert not (bad / "data/corpus.parquet").exists()
+    assert not list((bad / "data").glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_user_corpus_in_raw_folder_is_a_dependency(repo, tmp_path):
+    user = copy_repo(tmp_path)
+    texts = [f"{w} {w} movie number {i}" for i in range(30) for w in ("superb", "dreadful")]
+    labels = ["pos", "neg"] * 30
+    pd.DataFrame({"body": texts, "y": labels}).to_csv(user / "data/raw/mine.tsv", sep="\t", index=False)
+    set_params(user, {"data": {"path": "data/raw/mine.tsv", "text_column": "body", "label_column": "y"},
+                      "tokenise": {"min_count": 1}, "bow": {"min_df": 1}})
+    run(["dvc", "repro"], user)
+    assert json.loads((user / "data/labels.json").read_text()) == ["neg", "pos"]
+    metrics = json.loads((user / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]
+    assert metrics["accuracy"] == 1.0 and "by_source" not in metrics
+    with open(user / "data/raw/mine.tsv", "a") as f:
+        f.write("another superb one\tpos\n")
+    out = run(["dvc", "repro"], user)
+    assert "Running stage 'ingest'" in out.stdout
+
+
+@pytest.mark.slow
+def test_experiment_changes_metrics(repo):
+    run(["dvc", "exp", "run", "-S", "data.max_docs=200"], repo)
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
+    assert diff["reports/metrics/ingest.json"]["docs"] == {"old": 400, "new": 200, "diff": -200}
+    assert "models.tfidf_logreg.accuracy" in diff["reports/metrics/bow.json"]
+    shown = run(["dvc", "exp", "show", "--json"], repo).stdout
+    assert "max_docs" in shown
+    run(["dvc", "exp", "apply", "HEAD"], repo, check=False)
+    run(["git", "checkout", "--", "."], repo)
+    run(["dvc", "checkout", "--force"], repo)
+
+
+@pytest.mark.slow
+def test_nlpdag_run_through_prefect(repo, tmp_path):
+    env = {**run_env(), "PREFECT_HOME": str(tmp_path / "prefect")}
+    set_params(repo, {"cooccur": {"window": 3}})
+    proc = run(["nlpdag", "run"], repo / "data", env=env)  # from a sub-folder: the root is found
+    assert "ran cooccur" in proc.stdout, proc.stdout + proc.stderr
+    assert "Task run 'bow'" in proc.stderr
+    proc = run(["nlpdag", "run", "--repo", str(repo)], tmp_path, env=env)
+    assert "ran none" in proc.stdout
+    assert json.loads((repo / "reports/metrics/cooccur.json").read_text())["nonzeros"] > 0
+    set_params(repo, {"cooccur": {"window": 0}})
+    proc = run(["nlpdag", "run", "--retries", "0"], repo, env=env, check=False)
+    assert proc.returncode == 1
+    assert ("error: params.yaml: cooccur.window: Input should be greater than or equal to 1 (got 0)"
+            in proc.stderr.splitlines())
+    set_params(repo, {"cooccur": {"window": 10}})
