@@ -55,12 +55,78 @@ class CooccurParams(_Group):
     weighting: Literal["harmonic", "uniform"] = "harmonic"
 
 
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class Word2VecParams(_Group):
+    size: int = Field(default=100, ge=1)
+    window: int = Field(default=5, ge=1)
+    min_count: int = Field(default=5, ge=1)
+    negative: int = Field(default=5, ge=0)
+    hs: bool = False
+    sample: float = Field(default=1e-3, ge=0.0)
+    epochs: int = Field(default=5, ge=1)
+    workers: int = Field(default=2, ge=1)
+
+
+class GloveParams(_Group):
+    size: int = Field(default=100, ge=1)
+    x_max: float = Field(default=100.0, gt=0.0)
+    alpha: float = Field(default=0.75, gt=0.0)
+    learning_rate: float = Field(default=0.05, gt=0.0)
+    epochs: int = Field(default=15, ge=1)
+    batch_size: int = Field(default=4096, ge=1)
+    device: Device = "auto"
+
+
+class FasttextParams(_Group):
+    size: int = Field(default=100, ge=1)
+    window: int = Field(default=5, ge=1)
+    min_count: int = Field(default=5, ge=1)
+    min_n: int = Field(default=3, ge=1)
+    max_n: int = Field(default=6, ge=0)
+    negative: int = Field(default=5, ge=0)
+    sample: float = Field(default=1e-3, ge=0.0)
+    epochs: int = Field(default=5, ge=1)
+    workers: int = Field(default=2, ge=1)
+
+
+class Doc2VecParams(_Group):
+    size: int = Field(default=100, ge=1)
+    window: int = Field(default=5, ge=1)
+    min_count: int = Field(default=5, ge=1)
+    negative: int = Field(default=5, ge=0)
+    sample: float = Field(default=1e-3, ge=0.0)
+    epochs: int = Field(default=10, ge=1)
+    workers: int = Field(default=2, ge=1)
+    dbow_words: bool = True
+    label_tags: bool = False
+    train_on_all: bool = False
+
+
+class PretrainedParams(_Group):
+    path: str | None = None
+    format: Literal["auto", "word2vec", "word2vec_binary", "glove", "fasttext_bin"] = "auto"
+
+
+class EvaluateParams(_Group):
+    analogy_restrict: int = Field(default=30000, ge=1)
+    probe_words: list[str] = ["good", "bad", "movie", "actor", "boring", "brilliant"]
+    neighbours: int = Field(default=8, ge=1)
+
+
 class Params(_Group):
     seed: int = Field(default=0, ge=0)
     data: DataParams = DataParams()
     tokenise: TokeniseParams = TokeniseParams()
     bow: BowParams = BowParams()
     cooccur: CooccurParams = CooccurParams()
+    word2vec: Word2VecParams = Word2VecParams()
+    glove: GloveParams = GloveParams()
+    fasttext: FasttextParams = FasttextParams()
+    doc2vec: Doc2VecParams = Doc2VecParams()
+    pretrained: PretrainedParams = PretrainedParams()
+    evaluate: EvaluateParams = EvaluateParams()
 
     @model_validator(mode="before")
     @classmethod
