@@ -74,6 +74,42 @@ def dag(repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout.")) 
         typer.echo(f"{stage}" + (f"  <- {ups}" if ups else ""))
 
 
+@app.command()
+def similar(
+    word: str = typer.Argument(..., help="The word to look up (unseen words work with --method fasttext)."),
+    method: str = typer.Option("fasttext", help="An embedding method: w2v_cbow, w2v_skipgram, glove, fasttext, "
+                                                "d2v_dm, d2v_dbow or pretrained."),
+    top: int = typer.Option(10, min=1, help="How many neighbours."),
+    repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout."),
+) -> None:
+    """Print the nearest neighbours of a word in a trained embedding."""
+    from flows.dag import PipelineError, find_root
+    from stages.errors import StageError
+    from stages.evaluate import METHODS, load_method
+
+    try:
+        root = find_root(repo)
+        if method not in METHODS:
+            raise StageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if method == "fasttext":  # the full model: vectors for unseen words from their character n-grams
+            from stages.fasttext import load_model
+
+            kv = load_model(root / "data/models/fasttext").wv
+        else:
+            kv = load_method(method, root / "data/embeddings")
+            if kv is None:
+                raise StageError(f"{method}: no vectors (set pretrained.path and run dvc repro)")
+            if word not in kv.key_to_index:
+                raise StageError(f"{word!r} is not in the {method} vocabulary (try --method fasttext)")
+    except (PipelineError, StageError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    seen = "" if word in kv.key_to_index else "  (unseen word: vector from its character n-grams)"
+    typer.echo(f"{word} [{method}]{seen}")
+    for neighbour, score in kv.most_similar(word, topn=top):
+        typer.echo(f"  {score:.3f}  {neighbour}")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -17,7 +17,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, T
 from sklearn.linear_model import LogisticRegression
 
 from stages.errors import cli_main
-from stages.evaluate import classification_metrics
+from stages.scores import classification_metrics
 from stages.io import read_frame, read_json, read_table, write_json, write_table
 from stages.params import BowParams, load_params
 

@@ -1,29 +1,101 @@
-"""Classification metrics in the one shape every classifier writes under `models` in its metrics file."""
+"""Stage `evaluate`: intrinsic evaluation of every embedding method on the same footing.
+
+Word analogies (gensim's `questions-words.txt`, restricted to the most frequent words, with the
+share of questions answered), Spearman correlation with human similarity judgements
+(`wordsim353.tsv`, `simlex999.txt`, with the out-of-vocabulary ratio), and nearest neighbours of
+probe words. The test sets ship inside gensim; nothing is downloaded.
+
+Output: `reports/metrics/embeddings.json` ({method: {analogy_accuracy, ...}}), `reports/neighbours.json`.
+"""
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
-import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from gensim.models import KeyedVectors
+from gensim.test.utils import datapath
+
+from stages.errors import StageError, cli_main
+from stages.io import read_json, write_json
+from stages.params import EvaluateParams, load_params
+from stages.vectors import EMBEDDINGS_DIR, TRAIN_DIR, read_vectors
+
+# The methods the pipeline trains, in the order the report shows them; `pretrained` joins when set.
+METHODS = ["w2v_cbow", "w2v_skipgram", "glove", "fasttext", "d2v_dm", "d2v_dbow", "pretrained"]
+METRICS = "reports/metrics/embeddings.json"
+NEIGHBOURS = "reports/neighbours.json"
+ANALOGIES = "questions-words.txt"
+SIMILARITY_SETS = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
 
 
-def _scores(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, n_classes: int) -> dict:
-    out = {"accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
-           "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=range(n_classes))), 4)}
-    if n_classes == 2 and proba is not None and len(np.unique(y_true)) == 2:
-        out["roc_auc"] = round(float(roc_auc_score(y_true, proba[:, 1])), 4)
-    out["n"] = int(len(y_true))
+def keyed_vectors(tokens: list[str], matrix: np.ndarray) -> KeyedVectors:
+    kv = KeyedVectors(vector_size=matrix.shape[1])
+    kv.add_vectors(tokens, matrix)
+    return kv
+
+
+def analogy_scores(kv: KeyedVectors, questions: str | Path, restrict: int) -> dict:
+    """Accuracy over the questions answerable within the `restrict` most frequent words, and the share
+    of all questions that were answerable (coverage)."""
+    total = sum(1 for line in open(questions, encoding="utf-8") if line.strip() and not line.startswith(":"))
+    score, sections = kv.evaluate_word_analogies(str(questions), restrict_vocab=restrict, case_insensitive=True)
+    overall = next(s for s in sections if s["section"] == "Total accuracy")
+    answered = len(overall["correct"]) + len(overall["incorrect"])
+    return {"analogy_accuracy": round(float(score), 4) if answered else 0.0,
+            "analogy_coverage": round(answered / total, 4) if total else 0.0}
+
+
+def similarity_scores(kv: KeyedVectors, name: str, pairs: str | Path) -> dict:
+    (_, _), (rho, _), oov = kv.evaluate_word_pairs(str(pairs), case_insensitive=True)
+    rho = float(rho) if rho == rho else 0.0  # nan when fewer than two pairs are in the vocabulary
+    return {f"{name}_spearman": round(rho, 4), f"{name}_oov": round(float(oov) / 100, 4)}
+
+
+def evaluate_vectors(kv: KeyedVectors, params: EvaluateParams, analogies: str | Path | None = None,
+                     similarity_sets: dict[str, str | Path] | None = None) -> dict:
+    """All intrinsic metrics of one set of word vectors (frequency-ordered)."""
+    out = analogy_scores(kv, analogies or datapath(ANALOGIES), params.analogy_restrict)
+    for name, path in (similarity_sets or {k: datapath(v) for k, v in SIMILARITY_SETS.items()}).items():
+        out.update(similarity_scores(kv, name, path))
+    out["vocab_size"] = len(kv)
     return out
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None,
-                           n_classes: int, sources: pd.Series | None = None) -> dict:
-    """accuracy, macro_f1, roc_auc (two classes), n; plus `by_source` when sources are known."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    out = _scores(y_true, y_pred, proba, n_classes)
-    if sources is not None and sources.notna().any():
-        src = sources.fillna("").to_numpy()
-        out["by_source"] = {
-            str(s): _scores(y_true[src == s], y_pred[src == s], None if proba is None else proba[src == s], n_classes)
-            for s in sorted(np.unique(src))
-        }
-    return out
+def neighbours(kv: KeyedVectors, probes: list[str], n: int) -> dict[str, list[list]]:
+    return {p: [[w, round(float(s), 3)] for w, s in kv.most_similar(p, topn=n)] for p in probes if p in kv}
+
+
+def load_method(method: str, folder: Path = EMBEDDINGS_DIR) -> KeyedVectors | None:
+    """The method's vectors, or None when its table is empty (no pre-trained file set)."""
+    tokens, matrix = read_vectors(folder / f"{method}.parquet")
+    if not tokens:
+        return None
+    if not np.isfinite(matrix).all():
+        raise StageError(f"{folder / f'{method}.parquet'}: vectors contain NaN or infinite values")
+    return keyed_vectors(tokens, matrix)
+
+
+@cli_main
+def main() -> None:
+    logging.getLogger("gensim").setLevel(logging.WARNING)
+    params = load_params().evaluate
+    metrics, probes = {}, {}
+    for method in METHODS:
+        kv = load_method(method)
+        if kv is None:
+            continue
+        scores = evaluate_vectors(kv, params)
+        info = Path(TRAIN_DIR) / f"{method}.json"
+        scores["train_seconds"] = read_json(info).get("train_seconds") if info.exists() else None
+        metrics[method] = scores
+        probes[method] = neighbours(kv, params.probe_words, params.neighbours)
+        print(f"evaluate: {method:<13} analogy {scores['analogy_accuracy']:.3f} "
+              f"(coverage {scores['analogy_coverage']:.2f}), WS353 {scores['wordsim353_spearman']:.3f}, "
+              f"SimLex {scores['simlex999_spearman']:.3f}")
+    write_json(metrics, METRICS)
+    write_json(probes, NEIGHBOURS)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from stages.bow import count_matrix, fit_tfidf_logreg, tfidf_matrix, triplets
-from stages.evaluate import classification_metrics
+from stages.scores import classification_metrics
 from stages.params import BowParams
 import pandas as pd
 

@@ -9,7 +9,10 @@ import yaml
 from conftest import copy_repo, run, run_env
 from flows.dag import parse_dot, parse_status, stage_order
 
-SMALL = {"data": {"max_docs": 400}, "tokenise": {"min_count": 2}, "bow": {"min_df": 1}}
+SMALL = {"data": {"max_docs": 400}, "tokenise": {"min_count": 2}, "bow": {"min_df": 1},
+         "word2vec": {"size": 16, "min_count": 2, "epochs": 2}, "glove": {"size": 16, "epochs": 3},
+         "fasttext": {"size": 16, "min_count": 2, "epochs": 2, "bucket": 20000},
+         "doc2vec": {"size": 16, "min_count": 2, "epochs": 2}, "evaluate": {"analogy_restrict": 5000}}
 
 
 def set_params(repo: Path, changes: dict) -> None:
@@ -51,6 +54,15 @@ def test_repro_writes_every_output_and_second_repro_does_nothing(repo):
     assert co["i"].max() < len(vocab) and (co["x"] > 0).all()
     counts = pd.read_parquet(repo / "data/bow/counts.parquet")
     assert set(counts.columns) == {"doc_id", "token_id", "value"}
+    embeddings = json.loads((repo / "reports/metrics/embeddings.json").read_text())
+    assert list(embeddings) == ["w2v_cbow", "w2v_skipgram", "glove", "fasttext", "d2v_dm", "d2v_dbow"]
+    for method, scores in embeddings.items():
+        assert {"analogy_accuracy", "analogy_coverage", "wordsim353_spearman", "simlex999_spearman",
+                "vocab_size", "train_seconds"} <= set(scores), method
+        header = (repo / f"data/embeddings/{method}.txt").open().readline().split()
+        assert header == [str(scores["vocab_size"]), "16"]
+    docvecs = pd.read_parquet(repo / "data/docvecs/d2v_dbow.parquet")
+    assert len(docvecs) == 400 and docvecs["inferred"].sum() == (docvecs["split"] == "test").sum()
     bow = json.loads((repo / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]
     assert 0.5 < bow["accuracy"] <= 1 and set(bow["by_source"]) == {"imdb", "rotten_tomatoes"}
     out = run(["dvc", "repro"], repo)
@@ -79,9 +91,12 @@ def test_user_corpus_in_raw_folder_is_a_dependency(repo, tmp_path):
     texts = [f"{w} {w} movie number {i}" for i in range(30) for w in ("superb", "dreadful")]
     labels = ["pos", "neg"] * 30
     pd.DataFrame({"body": texts, "y": labels}).to_csv(user / "data/raw/mine.tsv", sep="\t", index=False)
-    set_params(user, {"data": {"path": "data/raw/mine.tsv", "text_column": "body", "label_column": "y"},
-                      "tokenise": {"min_count": 1}, "bow": {"min_df": 1}})
+    (user / "data/raw/vectors.txt").write_text("superb 1 0 0\ndreadful 0 1 0\nmovie 0 0 1\n")
+    set_params(user, {**SMALL, "data": {"path": "data/raw/mine.tsv", "text_column": "body", "label_column": "y"},
+                      "tokenise": {"min_count": 1}, "pretrained": {"path": "data/raw/vectors.txt"}})
     run(["dvc", "repro"], user)
+    embeddings = json.loads((user / "reports/metrics/embeddings.json").read_text())
+    assert embeddings["pretrained"]["vocab_size"] == 3
     assert json.loads((user / "data/labels.json").read_text()) == ["neg", "pos"]
     metrics = json.loads((user / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]
     assert metrics["accuracy"] == 1.0 and "by_source" not in metrics

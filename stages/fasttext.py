@@ -1,0 +1,63 @@
+"""Stage `fasttext`: gensim FastText (skip-gram) with character n-grams.
+
+A word's vector is the sum of its own vector and those of its character n-grams (min_n..max_n),
+so the full model, kept in `data/models/fasttext/`, gives vectors to unseen words (misspellings,
+rare inflections) later, in the classifier and in `nlpdag similar`.
+Output: `data/embeddings/fasttext.{parquet,txt}`, the model, `reports/train/fasttext.json`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from gensim.models import FastText
+
+from stages.errors import StageError, cli_main
+from stages.gensim_train import EpochLogger, save_model, corpus_file, write_keyed_vectors
+from stages.params import FasttextParams, load_params
+from stages.vectors import Timer, write_train_info
+
+MODEL_DIR = Path("data/models/fasttext")
+MODEL_FILE = "fasttext.model"
+
+
+def train_fasttext(corpus_path: str, params: FasttextParams, seed: int, callbacks: tuple = ()) -> FastText:
+    if params.max_n and params.max_n < params.min_n:
+        raise StageError(f"fasttext.max_n={params.max_n} is smaller than fasttext.min_n={params.min_n}")
+    model = FastText(vector_size=params.size, window=params.window, min_count=params.min_count, sg=1,
+                     min_n=params.min_n, max_n=params.max_n, bucket=params.bucket, negative=params.negative,
+                     sample=params.sample, workers=params.workers, seed=seed)
+    model.build_vocab(corpus_file=corpus_path)
+    if not model.wv.index_to_key:
+        raise StageError(f"fasttext: empty vocabulary (no token occurs fasttext.min_count={params.min_count} times)")
+    model.train(corpus_file=corpus_path, total_examples=model.corpus_count, total_words=model.corpus_total_words,
+                epochs=params.epochs, callbacks=list(callbacks))
+    return model
+
+
+def load_model(folder: Path = MODEL_DIR) -> FastText:
+    path = Path(folder) / MODEL_FILE
+    if not path.exists():
+        raise StageError(f"{path}: FastText model not found (run: dvc repro fasttext)")
+    return FastText.load(str(path))
+
+
+def word_vector(model: FastText, word: str) -> np.ndarray:
+    """The vector of any word, seen in training or not (from its character n-grams)."""
+    return model.wv[word]
+
+
+@cli_main
+def main() -> None:
+    params = load_params()
+    logger = EpochLogger("fasttext", params.fasttext.epochs)
+    with corpus_file() as (path, _), Timer() as timer:
+        model = train_fasttext(path, params.fasttext, params.seed, callbacks=(logger,))
+    write_keyed_vectors("fasttext", model.wv)
+    save_model(model, MODEL_DIR, MODEL_FILE)
+    write_train_info("fasttext", timer.seconds, None, vocab_size=len(model.wv))
+    print(f"fasttext: {len(model.wv)} words x {model.vector_size} in {timer.seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

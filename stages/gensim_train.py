@@ -1,0 +1,93 @@
+"""What the gensim trainers share: the training text as gensim's fast `corpus_file` input, epoch
+callbacks for progress and loss, and writing a model's word vectors in the common format."""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from gensim.models.callbacks import CallbackAny2Vec
+
+from stages.errors import StageError
+from stages.vectors import write_vectors
+
+TOKENS = "data/tokens.parquet"
+
+
+@contextlib.contextmanager
+def corpus_file(tokens_path: str | Path = TOKENS, splits: tuple[str, ...] = ("train",),
+                batch_rows: int = 4096) -> Iterator[tuple[str, list[int]]]:
+    """A temporary LineSentence file (one document per line, tokens joined by spaces) of the chosen
+    splits, streamed from the Parquet tokens in row batches. Yields (path, doc_ids in line order).
+
+    gensim's `corpus_file` mode reads it with one thread per worker and no Python in the loop,
+    unlike an iterable, whose single producer thread starves the workers."""
+    tokens_path = Path(tokens_path)
+    if not tokens_path.exists():
+        raise StageError(f"{tokens_path}: input not found (run the stage that makes it first: dvc repro)")
+    doc_ids: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="nlpdag-corpus-") as tmp:
+        path = Path(tmp) / "corpus.txt"
+        with open(path, "w", encoding="utf-8") as out:
+            for batch in pq.ParquetFile(tokens_path).iter_batches(batch_size=batch_rows,
+                                                                   columns=["doc_id", "split", "tokens"]):
+                keep = pc.is_in(batch.column("split"), value_set=pa.array(list(splits), type=pa.string()))
+                batch = batch.filter(keep)
+                doc_ids.extend(batch.column("doc_id").to_pylist())
+                for doc in batch.column("tokens").to_pylist():
+                    # gensim's LineSentence splits lines longer than 10,000 tokens; none are that long here.
+                    out.write(" ".join(doc) + "\n")
+        if not doc_ids:
+            raise StageError(f"{tokens_path}: no documents in split(s) {list(splits)}")
+        yield str(path), doc_ids
+
+
+class EpochLogger(CallbackAny2Vec):
+    """Prints one progress line per epoch and keeps the per-epoch training loss where gensim
+    computes one (word2vec; its running loss is cumulative, so the per-epoch value is a difference)."""
+
+    def __init__(self, method: str, epochs: int):
+        self.method, self.epochs = method, epochs
+        self.loss: list[float] = []
+        self._previous = 0.0
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, model) -> None:
+        done = len(self.loss) + 1
+        line = f"{self.method}: epoch {done}/{self.epochs} ({time.perf_counter() - self._start:.1f} s)"
+        if getattr(model, "compute_loss", False):
+            total = model.get_latest_training_loss()
+            self.loss.append(total - self._previous)
+            self._previous = total
+            line += f" loss {self.loss[-1]:.4g}"
+        else:
+            self.loss.append(float("nan"))
+        print(line, flush=True)
+
+    def losses(self) -> list[float] | None:
+        return None if all(v != v for v in self.loss) else self.loss
+
+
+def write_keyed_vectors(method: str, wv) -> None:
+    """A gensim KeyedVectors in the common format (rows in gensim's frequency order)."""
+    if len(wv.index_to_key) == 0:
+        raise StageError(f"{method}: empty vocabulary (lower {method.split('_')[0]}.min_count)")
+    write_vectors(method, list(wv.index_to_key), wv.vectors)
+
+
+def save_model(model, folder: Path, filename: str) -> None:
+    """gensim saves a model as several files: build them in a temporary folder, then rename it."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        model.save(str(tmp / filename))
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,141 @@
+"""The gensim trainers, the common vectors format, pre-trained files and intrinsic evaluation, on tiny data."""
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from stages.doc2vec import document_vectors, tagged_documents, train_doc2vec
+from stages.errors import StageError
+from stages.evaluate import evaluate_vectors, keyed_vectors, load_method, neighbours
+from stages.fasttext import train_fasttext
+from stages.gensim_train import EpochLogger, corpus_file
+from stages.params import Doc2VecParams, EvaluateParams, FasttextParams, Word2VecParams
+from stages.pretrained import detect_format, load_vectors
+from stages.vectors import read_vectors, write_vectors
+from stages.word2vec import train_word2vec
+
+WORDS = "king queen man woman boy girl prince princess good bad great awful film movie".split()
+
+
+def toy_docs(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    return [list(rng.choice(WORDS, size=12)) for _ in range(n)]
+
+
+@pytest.fixture
+def tokens_file(tmp_path):
+    docs = toy_docs()
+    split = ["train"] * 250 + ["test"] * 50
+    path = tmp_path / "tokens.parquet"
+    pq.write_table(pa.table({"doc_id": list(range(300)), "split": split,
+                             "tokens": pa.array(docs, type=pa.list_(pa.string()))}), path)
+    return path, docs
+
+
+def test_corpus_file_streams_the_training_split(tokens_file):
+    path, docs = tokens_file
+    with corpus_file(path) as (text, ids):
+        lines = open(text, encoding="utf-8").read().splitlines()
+    assert ids == list(range(250)) and lines[0].split() == docs[0] and len(lines) == 250
+    with pytest.raises(StageError, match="no documents"):
+        with corpus_file(path, splits=("dev",)):
+            pass
+
+
+@pytest.mark.parametrize("arch", ["cbow", "skipgram"])
+def test_word2vec_shapes_loss_and_determinism(tokens_file, arch):
+    path, _ = tokens_file
+    params = Word2VecParams(size=8, min_count=1, epochs=3, workers=1)
+    with corpus_file(path) as (text, _):
+        logger = EpochLogger("w2v", 3)
+        a = train_word2vec(text, arch, params, seed=1, callbacks=(logger,))
+        b = train_word2vec(text, arch, params, seed=1)
+    assert a.wv.vectors.shape == (len(WORDS), 8)
+    assert len(logger.loss) == 3 and all(v > 0 for v in logger.loss)
+    np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
+
+
+def test_word2vec_rejects_a_vocabulary_smaller_than_the_vector_size(tokens_file):
+    path, _ = tokens_file
+    with corpus_file(path) as (text, _):
+        with pytest.raises(StageError, match=r"smaller than word2vec\.size=100"):
+            train_word2vec(text, "cbow", Word2VecParams(size=100, min_count=1, epochs=1, workers=1), seed=0)
+
+
+def test_fasttext_gives_vectors_to_unseen_words(tokens_file):
+    path, _ = tokens_file
+    with corpus_file(path) as (text, _):
+        model = train_fasttext(text, FasttextParams(size=8, min_count=1, epochs=2, workers=1, bucket=1000), seed=0)
+    assert "princesses" not in model.wv.key_to_index
+    unseen = model.wv["princesses"]
+    assert unseen.shape == (8,) and np.abs(unseen).sum() > 0
+    # Shared n-grams make a misspelling closer to its word than an unrelated word is.
+    assert model.wv.similarity("princess", "princesss") > model.wv.similarity("princess", "awful")
+
+
+@pytest.mark.parametrize("mode", ["dm", "dbow"])
+def test_doc2vec_trains_and_infers_unseen_documents(mode):
+    docs = toy_docs(80)
+    documents = tagged_documents(docs[:60], ["pos" if i % 2 else "neg" for i in range(60)])
+    assert documents[1].tags == [1, "label=pos"]
+    model = train_doc2vec(documents, mode, Doc2VecParams(size=8, min_count=1, epochs=5, workers=1), seed=0)
+    assert "label=pos" in model.dv.key_to_index
+    position = np.r_[np.arange(60), np.full(20, -1)]
+    vectors = document_vectors(model, docs, position)
+    assert vectors.shape == (80, 8)
+    np.testing.assert_array_equal(vectors[3], model.dv[3])
+    again = document_vectors(model, docs, position)
+    np.testing.assert_allclose(vectors[70], again[70])  # inference is seeded by the text
+    assert np.abs(vectors[70]).sum() > 0
+
+
+def test_vectors_round_trip_and_word2vec_text(tmp_path):
+    tokens = ["a", "b", "c"]
+    matrix = np.arange(6, dtype=np.float32).reshape(3, 2)
+    write_vectors("m", tokens, matrix, folder=tmp_path)
+    got_tokens, got = read_vectors(tmp_path / "m.parquet")
+    assert got_tokens == tokens and np.array_equal(got, matrix)
+    assert (tmp_path / "m.txt").read_text().splitlines()[:2] == ["3 2", "a 0 1"]
+    kv = load_vectors(tmp_path / "m.txt")
+    assert kv.index_to_key == tokens and np.allclose(kv["c"], [4, 5])
+    with pytest.raises(StageError, match="NaN"):
+        write_vectors("bad", ["x"], np.array([[np.nan]]), folder=tmp_path)
+
+
+def test_pretrained_formats_and_corrupt_files(tmp_path):
+    kv = keyed_vectors(["x", "y"], np.array([[1, 0], [0, 1]], dtype=np.float32))
+    kv.save_word2vec_format(str(tmp_path / "v.bin"), binary=True)
+    (tmp_path / "g.txt").write_text("x 1 0\ny 0 1\n")
+    assert detect_format(tmp_path / "v.bin") == "word2vec_binary"
+    assert detect_format(tmp_path / "g.txt") == "glove"
+    assert load_vectors(tmp_path / "v.bin").index_to_key == ["x", "y"]
+    assert np.allclose(load_vectors(tmp_path / "g.txt")["y"], [0, 1])
+    (tmp_path / "broken.txt").write_text("5 3\nx 1 2\n")
+    with pytest.raises(StageError, match=r"broken\.txt: cannot read as word2vec vectors"):
+        load_vectors(tmp_path / "broken.txt")
+    (tmp_path / "junk.vec").write_text("hello\n")
+    with pytest.raises(StageError, match="not a recognised vectors file"):
+        load_vectors(tmp_path / "junk.vec")
+    with pytest.raises(StageError, match="not found"):
+        load_vectors(tmp_path / "none.vec")
+
+
+def test_evaluation_on_handmade_sets(tmp_path):
+    # Vectors built so that king - man + woman = queen exactly; a second analogy fails.
+    vecs = {"man": [1, 0, 0], "woman": [1, 1, 0], "king": [1, 0, 1], "queen": [1, 1, 1], "boy": [0.5, -1, 0],
+            "girl": [-1, 0.2, 0.1]}
+    kv = keyed_vectors(list(vecs), np.array(list(vecs.values()), dtype=np.float32))
+    analogies = tmp_path / "analogies.txt"
+    analogies.write_text(": family\nman woman king queen\nboy girl man queen\nman woman emperor empress\n")
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("# w1\tw2\tscore\nking\tqueen\t9\nman\tboy\t5\nking\tgirl\t1\nfoo\tbar\t3\n")
+    out = evaluate_vectors(kv, EvaluateParams(analogy_restrict=100), analogies, {"toy": pairs})
+    assert out["analogy_accuracy"] == 0.5 and out["analogy_coverage"] == pytest.approx(2 / 3, abs=1e-4)
+    assert out["toy_oov"] == 0.25 and -1 <= out["toy_spearman"] <= 1 and out["vocab_size"] == 6
+    assert neighbours(kv, ["king", "unknown"], 2) .keys() == {"king"}
+
+
+def test_empty_pretrained_table_is_skipped(tmp_path):
+    write_vectors("pretrained", [], np.zeros((0, 1), dtype=np.float32), folder=tmp_path)
+    assert load_method("pretrained", tmp_path) is None
