@@ -116,6 +116,38 @@ class EvaluateParams(_Group):
     neighbours: int = Field(default=8, ge=1)
 
 
+Reducer = Literal["pca", "ae", "dae", "sae", "vae"]
+
+
+class ReduceParams(_Group):
+    dim: int = Field(default=50, ge=1)
+    methods: list[str] = ["w2v_cbow", "w2v_skipgram", "glove", "fasttext", "d2v_dm", "d2v_dbow", "pretrained"]
+    reducers: list[Reducer] = ["pca", "ae", "dae", "sae", "vae"]
+    standardise: bool = True
+    activation: Literal["tanh", "relu", "sigmoid", "linear"] = "tanh"
+    noise: Literal["masking", "gaussian"] = "masking"
+    noise_level: float = Field(default=0.2, ge=0.0, lt=1.0)
+    stacked_sizes: list[int] = [75]
+    stacked_pretrain: bool = True
+    vae_beta: float = Field(default=1.0, ge=0.0)
+    epochs: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0.0)
+    patience: int = Field(default=3, ge=1)
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
+    device: Device = "auto"
+
+
+class TopicsParams(_Group):
+    n_topics: int = Field(default=20, ge=2)
+    top_words: int = Field(default=10, ge=1)
+    max_features: int = Field(default=5000, ge=10)
+    epochs: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0.0)
+    device: Device = "auto"
+
+
 class Params(_Group):
     seed: int = Field(default=0, ge=0)
     data: DataParams = DataParams()
@@ -128,6 +160,8 @@ class Params(_Group):
     doc2vec: Doc2VecParams = Doc2VecParams()
     pretrained: PretrainedParams = PretrainedParams()
     evaluate: EvaluateParams = EvaluateParams()
+    reduce: ReduceParams = ReduceParams()
+    topics: TopicsParams = TopicsParams()
 
     @model_validator(mode="before")
     @classmethod
