@@ -37,17 +37,60 @@ def keyed_vectors(tokens: list[str], matrix: np.ndarray) -> KeyedVectors:
 
 def analogy_scores(kv: KeyedVectors, questions: str | Path, restrict: int) -> dict:
     """Accuracy over the questions answerable within the `restrict` most frequent words, and the share
-    of all questions that were answerable (coverage)."""
-    total = sum(1 for line in open(questions, encoding="utf-8") if line.strip() and not line.startswith(":"))
-    score, sections = kv.evaluate_word_analogies(str(questions), restrict_vocab=restrict, case_insensitive=True)
-    overall = next(s for s in sections if s["section"] == "Total accuracy")
-    answered = len(overall["correct"]) + len(overall["incorrect"])
-    return {"analogy_accuracy": round(float(score), 4) if answered else 0.0,
-            "analogy_coverage": round(answered / total, 4) if total else 0.0}
+    of all questions that were answerable (coverage).
+
+    The same protocol as gensim's `evaluate_word_analogies(restrict_vocab=restrict, case_insensitive=True)`,
+    vectorised: words are upper-cased and the first (most frequent) of each upper-cased form stands for
+    it; a question counts when its four words are all among the first `restrict` words; the answer is
+    3CosAdd, argmax over unit vectors of cos(x, b - a + c) excluding a, b, c (and their case variants),
+    found for a batch of questions at a time with one matrix product.
+    """
+    batch = 512  # questions per product: (512, restrict) float32 scores, 60 MB at 30,000 words
+    words = kv.index_to_key[:restrict]
+    first: dict[str, int] = {}
+    for i, word in enumerate(words):
+        first.setdefault(word.upper(), i)
+    total, rows = 0, []
+    with open(questions, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip() or line.startswith(":"):
+                continue
+            total += 1
+            ids = [first.get(word.upper()) for word in line.split()]
+            if len(ids) == 4 and None not in ids:
+                rows.append(ids)
+    if not rows:
+        return {"analogy_accuracy": 0.0, "analogy_coverage": 0.0}
+    quads = np.asarray(rows, dtype=np.int64)  # (Q, 4): a, b, c, expected as indices of first forms
+    unit = np.asarray(kv.vectors[:len(words)], dtype=np.float32)
+    norms = np.linalg.norm(unit, axis=1, keepdims=True)
+    unit = unit / np.where(norms > 0, norms, 1.0)  # (R, D)
+    # Case variants (e.g. "King" after "king") are excluded along with the form that stands for them.
+    group = np.array([first[word.upper()] for word in words], dtype=np.int64)  # (R,)
+    variants = np.flatnonzero(group != np.arange(len(words)))
+    correct = 0
+    for lo in range(0, len(quads), batch):
+        q = quads[lo:lo + batch]
+        target = unit[q[:, 1]] - unit[q[:, 0]] + unit[q[:, 2]]  # (B, D)
+        sims = target @ unit.T  # (B, R)
+        rows_b = np.arange(len(q))[:, None]
+        sims[rows_b, q[:, :3]] = -np.inf
+        if len(variants):
+            hit = (group[variants][None, :, None] == q[:, None, :3]).any(axis=2)  # (B, n_variants)
+            sims[:, variants] = np.where(hit, -np.inf, sims[:, variants])
+        correct += int((sims.argmax(axis=1) == q[:, 3]).sum())
+    return {"analogy_accuracy": round(correct / len(quads), 4),
+            "analogy_coverage": round(len(quads) / total, 4) if total else 0.0}
 
 
 def similarity_scores(kv: KeyedVectors, name: str, pairs: str | Path) -> dict:
-    (_, _), (rho, _), oov = kv.evaluate_word_pairs(str(pairs), case_insensitive=True)
+    try:
+        (_, _), (rho, _), oov = kv.evaluate_word_pairs(str(pairs), case_insensitive=True)
+    except ValueError:  # scipy refuses a correlation when fewer than two pairs are in the vocabulary
+        rows = [l.split("\t")[:2] for l in open(pairs, encoding="utf-8") if l.strip() and not l.startswith("#")]
+        known = {w.upper() for w in kv.index_to_key}
+        missing = sum(1 for a, b in rows if a.upper() not in known or b.upper() not in known)
+        rho, oov = float("nan"), 100.0 * missing / max(len(rows), 1)
     rho = float(rho) if rho == rho else 0.0  # nan when fewer than two pairs are in the vocabulary
     return {f"{name}_spearman": round(rho, 4), f"{name}_oov": round(float(oov) / 100, 4)}
 

@@ -139,3 +139,12 @@ def test_evaluation_on_handmade_sets(tmp_path):
 def test_empty_pretrained_table_is_skipped(tmp_path):
     write_vectors("pretrained", [], np.zeros((0, 1), dtype=np.float32), folder=tmp_path)
     assert load_method("pretrained", tmp_path) is None
+
+
+def test_similarity_with_a_single_known_pair_scores_zero(tmp_path):
+    from stages.evaluate import similarity_scores
+
+    kv = keyed_vectors(["king", "queen"], np.array([[1, 0], [0, 1]], dtype=np.float32))
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("king\tqueen\t9\nfoo\tbar\t3\n")
+    assert similarity_scores(kv, "toy", pairs) == {"toy_spearman": 0.0, "toy_oov": 0.5}

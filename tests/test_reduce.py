@@ -1,0 +1,246 @@
+"""The auto-encoders, their trainer and the `reduce` stage on tiny data; the vectorised analogy evaluation
+against gensim's."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from scipy.linalg import subspace_angles
+from sklearn.decomposition import PCA
+
+from stages.autoencoders import (AutoEncoder, EarlyStopping, ModelConfig, Noise, TrainConfig, VariationalAutoEncoder,
+                                 evaluate, linears, resolve_device, train)
+from stages.errors import StageError
+from stages.evaluate import analogy_scores, keyed_vectors
+from stages.params import EvaluateParams, ReduceParams
+from stages.reduce import (build_model, check_dim, check_methods, load_inputs, reduce_autoencoder, reduce_method,
+                           reduce_pca, split, standardise, write_loss_csv)
+from stages.vectors import read_vectors, write_vectors
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one thread, as the stages run them (threads only add synchronisation, which on a
+    busy machine can cost seconds)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = ReduceParams(dim=3, stacked_sizes=[5], epochs=3, batch_size=32, patience=2)
+
+
+def low_rank(n=400, d=8, rank=3, noise=0.01, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, rank)) @ rng.normal(size=(rank, d)) + noise * rng.normal(size=(n, d))
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("reducer", ["ae", "dae", "sae", "vae"])
+def test_forward_backward_shapes(reducer):
+    torch.manual_seed(0)
+    model = build_model(reducer, 8, TINY)
+    x = torch.randn(4, 8)
+    out = model(x)
+    assert out[0].shape == (4, 8) and out[1].shape == (4, 3)
+    assert model.encode(x).shape == (4, 3)
+    objective, mse = model.loss(x)
+    assert objective.shape == () and mse.shape == ()
+    objective.backward()
+    assert all(p.grad is not None and p.grad.shape == p.shape for p in model.parameters())
+
+
+def test_stacked_layers_and_pretraining_sizes():
+    model = build_model("sae", 8, TINY)
+    assert [(m.in_features, m.out_features) for m in linears(model.encoder)] == [(8, 5), (5, 3)]
+    assert [(m.in_features, m.out_features) for m in linears(model.decoder)] == [(3, 5), (5, 8)]
+
+
+@pytest.mark.parametrize("reducer", ["ae", "dae", "sae", "vae"])
+def test_training_lowers_the_reconstruction_loss(reducer):
+    x = torch.from_numpy(standardise(low_rank()))
+    torch.manual_seed(0)
+    model = build_model(reducer, 8, TINY)
+    before = evaluate(model, x)[1]
+    trainer = train(model, x[:320], x[320:], TrainConfig(epochs=15, batch_size=32, learning_rate=1e-2, patience=None))
+    assert evaluate(model, x)[1] < 0.7 * before
+    assert trainer.history[-1]["train_loss"] < trainer.history[0]["train_loss"]
+
+
+@pytest.mark.parametrize("kind", ["masking", "gaussian"])
+def test_denoising_noise_only_in_training(kind):
+    torch.manual_seed(0)
+    model = AutoEncoder(ModelConfig(8, 3, noise=kind, noise_level=0.5))
+    x = torch.randn(64, 8)
+    model.eval()
+    clean = model(x)[0]
+    torch.testing.assert_close(model(x)[0], clean)
+    torch.testing.assert_close(model.encode(x), model.encoder(x))
+    model.train()
+    assert not torch.allclose(model(x)[0], clean)
+    noisy = Noise(kind, 0.5).train()(torch.ones(1000, 10))
+    if kind == "masking":
+        assert set(noisy.unique().tolist()) == {0.0, 1.0} and 0.4 < (noisy == 0).float().mean() < 0.6
+    else:
+        assert 0.45 < (noisy - 1).std() < 0.55
+    assert torch.equal(Noise(kind, 0.5).eval()(x), x)
+
+
+def test_vae_kl_sign_shape_and_mean_code():
+    torch.manual_seed(0)
+    model = VariationalAutoEncoder(ModelConfig(8, 3, beta=1.0))
+    mu, logvar = torch.randn(5, 3), torch.randn(5, 3)
+    kl = model.kl(mu, logvar)
+    assert kl.shape == (5,) and (kl >= 0).all()
+    assert model.kl(torch.zeros(2, 3), torch.zeros(2, 3)).tolist() == [0.0, 0.0]
+    # Closed form against a Monte Carlo estimate of E_q[log q - log p] for one row.
+    q = torch.distributions.Normal(mu[0], (0.5 * logvar[0]).exp())
+    z = q.sample((200_000,))
+    mc = (q.log_prob(z) - torch.distributions.Normal(0.0, 1.0).log_prob(z)).sum(1).mean()
+    assert kl[0].item() == pytest.approx(mc.item(), rel=0.05, abs=0.02)
+    x = torch.randn(6, 8)
+    model.eval()
+    recon, mean, _ = model(x)
+    torch.testing.assert_close(model.encode(x), model.mu(x))
+    torch.testing.assert_close(model.encode(x), mean)
+    torch.testing.assert_close(model(x)[0], recon)  # eval: decodes the mean, no sampling
+    model.train()
+    assert not torch.allclose(model(x)[0], recon)
+
+
+def test_linear_autoencoder_finds_the_pca_subspace():
+    x = standardise(low_rank(n=600, d=10, rank=3, noise=0.05, seed=1))
+    params = ReduceParams(dim=3, activation="linear", epochs=60, batch_size=32, learning_rate=1e-2, patience=60)
+    torch.manual_seed(0)
+    model = build_model("ae", 10, params)
+    data = torch.from_numpy(x)
+    train(model, data, data[:100], TrainConfig(epochs=60, batch_size=32, learning_rate=1e-2, patience=None))
+    pca = PCA(n_components=3).fit(x)
+    decoder = linears(model.decoder)[0].weight.detach().numpy()  # (10, 3): spans the reconstructions
+    assert np.degrees(subspace_angles(decoder, pca.components_.T)).max() < 3.0
+    codes, recon = reduce_pca(x, 3, seed=0)
+    assert codes.shape == (600, 3) and np.mean((x - recon) ** 2) < 0.01
+
+
+def test_early_stopping_stops_and_restores_the_best_weights():
+    model = torch.nn.Linear(1, 1, bias=False)
+    stopper = EarlyStopping(patience=2)
+    trainer = SimpleNamespace(model=model, stop=False)
+    for epoch, value in enumerate([5.0, 3.0, 4.0, 2.0, 2.5, 2.1, 1.0], start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        trainer.epoch, trainer.val_objective = epoch, value
+        stopper.on_epoch_end(trainer)
+        if trainer.stop:
+            break
+    assert epoch == 6 and stopper.best_epoch == 4
+    stopper.on_train_end(trainer)
+    assert model.weight.item() == 4.0
+
+
+def test_trainer_early_stopping_end_to_end():
+    # Learning rate far too high: validation loss goes up, so training stops early with the best weights.
+    x = torch.from_numpy(standardise(low_rank()))
+    torch.manual_seed(0)
+    model = build_model("ae", 8, TINY)
+    trainer = train(model, x[:320], x[320:], TrainConfig(epochs=40, batch_size=32, learning_rate=1.0, patience=2))
+    history = trainer.history
+    best = min(h["val_objective"] for h in history)
+    assert len(history) < 40 and history[-1]["val_objective"] > best
+    assert evaluate(model, x[320:])[0] == pytest.approx(best, rel=1e-5)
+
+
+def test_reduction_is_seeded_and_deterministic():
+    x = standardise(low_rank())
+    for reducer in ("dae", "vae"):
+        a = reduce_autoencoder(x, reducer, TINY, seed=3)
+        b = reduce_autoencoder(x, reducer, TINY, seed=3)
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[2] == b[2]
+    train_rows, val_rows = split(400, 0.1, seed=3)
+    assert len(val_rows) == 40 and not set(train_rows) & set(val_rows)
+
+
+def test_reduce_method_outputs(tmp_path):
+    # Words of a few pairs of each similarity set, so that every score is defined.
+    tokens = [f"w{i}" for i in range(300)] + ("tiger cat computer keyboard king queen man woman money cash love sex "
+                                             "old new happy sad smart intelligent").split()
+    matrix = low_rank(n=len(tokens)) * 3 + 1
+    metrics, rows = reduce_method("toy", tokens, matrix, TINY.model_copy(update={"reducers": ["pca", "ae", "sae"]}),
+                                  EvaluateParams(), seed=0, folder=tmp_path)
+    assert list(metrics) == ["none", "pca", "ae", "sae"]
+    assert metrics["none"]["reconstruction_mse"] == 0.0
+    assert set(metrics["ae"]) == {"analogy_accuracy", "wordsim353_spearman", "simlex999_spearman",
+                                  "reconstruction_mse"}
+    assert 0 < metrics["pca"]["reconstruction_mse"] < 0.01  # rank 3 data, 3 components
+    got_tokens, got = read_vectors(tmp_path / "toy__ae.parquet")
+    assert got_tokens == tokens and got.shape == (len(tokens), 3)
+    assert {r[0] for r in rows} == {"toy__ae", "toy__sae"} and rows[0][1] == 1
+    write_loss_csv(rows, tmp_path / "loss.csv")
+    lines = (tmp_path / "loss.csv").read_text().splitlines()
+    assert lines[0] == "model,epoch,train_loss,val_loss" and lines[1].startswith("toy__ae,1,")
+    assert len(lines) == len(rows) + 1
+
+
+def test_bad_inputs_stop_with_one_line(tmp_path):
+    with pytest.raises(StageError, match=r"reduce\.dim=50 is not smaller than the 16-dimensional vectors of w2v_cbow"):
+        check_dim("w2v_cbow", 16, 100, ReduceParams(dim=50))
+    with pytest.raises(StageError, match=r"reduce\.methods: unknown method 'word2vec'"):
+        check_methods(["w2v_cbow", "word2vec"])
+    write_vectors("pretrained", [], np.zeros((0, 1), dtype=np.float32), folder=tmp_path)
+    assert load_inputs("pretrained", tmp_path) is None
+    write_vectors("glove", [], np.zeros((0, 1), dtype=np.float32), folder=tmp_path)
+    with pytest.raises(StageError, match=r"glove\.parquet: the vectors table is empty"):
+        load_inputs("glove", tmp_path)
+    from stages.io import write_table
+    from stages.vectors import vectors_table
+    write_table(vectors_table(["a", "b"], np.array([[1.0, np.nan], [0.0, 1.0]], dtype=np.float32)),
+                tmp_path / "fasttext.parquet")
+    with pytest.raises(StageError, match=r"fasttext\.parquet: vectors contain NaN"):
+        load_inputs("fasttext", tmp_path)
+    with pytest.raises(StageError, match="not found"):
+        load_inputs("d2v_dm", tmp_path)
+    if not torch.cuda.is_available():
+        with pytest.raises(StageError, match=r"reduce\.device=cuda but CUDA is not available"):
+            resolve_device("cuda", "reduce.device")
+    assert resolve_device("cpu", "reduce.device") == torch.device("cpu")
+
+
+# ------------------------------------------------------------------ analogies: vectorised vs gensim
+
+def gensim_analogy_scores(kv, questions, restrict):
+    """The former implementation: gensim's own loop."""
+    total = sum(1 for line in open(questions, encoding="utf-8") if line.strip() and not line.startswith(":"))
+    score, sections = kv.evaluate_word_analogies(str(questions), restrict_vocab=restrict, case_insensitive=True)
+    overall = sections[-1]
+    answered = len(overall["correct"]) + len(overall["incorrect"])
+    return {"analogy_accuracy": round(float(score), 4) if answered else 0.0,
+            "analogy_coverage": round(answered / total, 4) if total else 0.0}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vectorised_analogies_equal_gensim(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(60)] + ["W3", "w7", "Queen", "queen", "king"]  # case variants; "w7" repeated
+    words = list(dict.fromkeys(words))
+    # Clustered vectors, so that some analogies are right and some wrong.
+    centres = rng.normal(size=(6, 10))
+    matrix = (centres[rng.integers(0, 6, len(words))] + 0.7 * rng.normal(size=(len(words), 10))).astype(np.float32)
+    kv = keyed_vectors(words, matrix)
+    vocab = ["w%d" % i for i in range(70)] + ["QUEEN", "King", "w3", "unknown"]
+    lines = [": section-one"]
+    for _ in range(150 if seed else 1200):  # seed 0: more than one batch of 512 questions
+        lines.append(" ".join(rng.choice(vocab[:64] if rng.random() < 0.8 else vocab, size=4, replace=False)))
+    lines += [": section-two", "w1 w2 w3 w4", "w1 w2", "", "queen king w1 w2"]
+    # Plant solvable analogies: d = b - a + c exactly.
+    for a, b, c, d in rng.choice(40, size=(30, 4)):
+        matrix[d] = matrix[b] - matrix[a] + matrix[c]
+        lines.append(f"w{a} w{b} w{c} w{d}")
+    kv = keyed_vectors(words, matrix)
+    path = tmp_path / "questions.txt"
+    path.write_text("\n".join(lines) + "\n")
+    for restrict in (50, 1000):
+        got = analogy_scores(kv, path, restrict)
+        want = gensim_analogy_scores(kv, path, restrict)
+        assert got == want, restrict
+        assert 0 < got["analogy_accuracy"] < 1 and 0 < got["analogy_coverage"] < 1
