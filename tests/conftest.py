@@ -43,11 +43,15 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.Compl
 
 def copy_repo(dest: Path) -> Path:
     """A fresh git+DVC repository holding this checkout's tracked files (outputs and cache excluded)."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, files):
+    def ls(*args: str) -> list[str]:
+        out = subprocess.run(["git", "ls-files", "-z", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+        return [n for n in out.stdout.split("\0") if n]
+
+    # Untracked code is copied (work in progress), untracked data and reports are not (outputs being written).
+    untracked = [n for n in ls("--others", "--exclude-standard") if not n.startswith(("data/", "reports/"))]
+    for name in ls("--cached") + untracked:
         src = ROOT / name
-        if src.is_file() and not name.startswith(("reports/metrics/", "dvc.lock")):
+        if src.is_file() and not name.startswith(("reports/", "dvc.lock")):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     run(["git", "init", "-q"], dest)
