@@ -92,13 +92,15 @@ def test_user_corpus_in_raw_folder_is_a_dependency(repo, tmp_path):
     texts = [f"{w} {w} movie number {i}" for i in range(30) for w in ("superb", "dreadful")]
     labels = ["pos", "neg"] * 30
     pd.DataFrame({"body": texts, "y": labels}).to_csv(user / "data/raw/mine.tsv", sep="\t", index=False)
-    (user / "data/raw/vectors.txt").write_text("superb 1 0 0\ndreadful 0 1 0\nmovie 0 0 1\n")
+    words = ["superb", "dreadful", "movie"] + [f"w{k}" for k in range(17)]
+    (user / "data/raw/vectors.txt").write_text(
+        "".join(f"{w} {k % 3} {k % 5} {k % 7}\n" for k, w in enumerate(words)))  # GloVe text format
     set_params(user, {**SMALL, "data": {"path": "data/raw/mine.tsv", "text_column": "body", "label_column": "y"},
                       "tokenise": {"min_count": 1}, "pretrained": {"path": "data/raw/vectors.txt"},
                       "reduce": {"dim": 2, "epochs": 2}})
     run(["dvc", "repro"], user)
     embeddings = json.loads((user / "reports/metrics/embeddings.json").read_text())
-    assert embeddings["pretrained"]["vocab_size"] == 3
+    assert embeddings["pretrained"]["vocab_size"] == 20
     reduced = json.loads((user / "reports/metrics/reduce.json").read_text())
     assert set(reduced["pretrained"]) == {"none", "pca", "ae", "dae", "sae", "vae"}
     assert json.loads((user / "data/labels.json").read_text()) == ["neg", "pos"]
