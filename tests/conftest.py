@@ -26,6 +26,18 @@ def tiny_frame() -> pd.DataFrame:
     return frame
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models: one thread, as the stages run them (threads only add synchronisation, which on a
+    busy machine can cost seconds)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def run_env() -> dict[str, str]:
     """Environment for DVC/nlpdag subprocesses: this venv first on PATH, analytics off."""
     env = dict(os.environ, DVC_NO_ANALYTICS="1", PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")

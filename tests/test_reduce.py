@@ -17,14 +17,7 @@ from stages.reduce import (build_model, check_dim, check_methods, load_inputs, r
                            reduce_pca, split, standardise, write_loss_csv)
 from stages.vectors import read_vectors, write_vectors
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread, as the stages run them (threads only add synchronisation, which on a
-    busy machine can cost seconds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = ReduceParams(dim=3, stacked_sizes=[5], epochs=3, batch_size=32, patience=2)

@@ -13,14 +13,7 @@ from stages.params import TopicsParams
 from stages.topics import (check_params, fit_autoencoder, fit_nmf, npmi_coherence, reconstruction_mse,
                            top_word_ids, topics_frame, training_matrix)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread, as the stages run them (threads only add synchronisation, which on a
-    busy machine can cost seconds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 K, PER_TOPIC = 3, 8
