@@ -2,12 +2,15 @@
 TF-IDF (word n-grams) + logistic regression.
 
 Matrices are written as sparse triplets (doc_id, token_id, value) in Parquet; token_id is the
-vocabulary id from `tokenise`. The baseline builds its own n-gram features from the training split.
+vocabulary id from `tokenise`, written `chunk_docs` documents at a time. The baseline builds its
+own n-gram features from the training split, streamed into the fit; the fit itself holds the
+training n-gram matrix (it grows with the training split).
 """
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,7 +19,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from stages.errors import cli_main
+from stages.chunks import chunk_writer, iter_batches, iter_row_groups
+from stages.errors import StageError, cli_main
 from stages.scores import classification_metrics
 from stages.io import read_frame, read_json, read_table, write_json, write_table
 from stages.params import BowParams, load_params
@@ -47,6 +51,17 @@ def tfidf_matrix(counts: sp.csr_matrix, train_mask: np.ndarray, sublinear_tf: bo
     return transformer.transform(counts).astype(np.float32).tocsr()
 
 
+def idf_transformer(doc_freq: np.ndarray, n_docs: int, sublinear_tf: bool = True) -> TfidfTransformer:
+    """The TfidfTransformer `tfidf_matrix` fits, from the training rows' document frequencies:
+    idf is computed as scikit-learn computes it, so the values match to the bit."""
+    transformer = TfidfTransformer(sublinear_tf=sublinear_tf).fit(sp.csr_matrix((1, len(doc_freq))))
+    idf = np.full(len(doc_freq), n_docs + 1, dtype=np.float64)  # smooth_idf: one extra document
+    idf /= doc_freq.astype(np.float64) + 1.0
+    np.log(idf, out=idf)
+    transformer.idf_ = idf + 1.0
+    return transformer
+
+
 def triplets(matrix: sp.csr_matrix, doc_ids: np.ndarray) -> pa.Table:
     coo = matrix.tocoo()
     return pa.table({"doc_id": pa.array(np.asarray(doc_ids)[coo.row], type=pa.int64()),
@@ -66,29 +81,97 @@ def fit_tfidf_logreg(train_docs: Sequence[Sequence[str]], y_train: np.ndarray, p
     return vectorizer, model
 
 
+Batches = Callable[[], Iterable[pa.Table]]
+
+
+def _doc_batches(batches: Batches) -> Iterator[tuple[np.ndarray, np.ndarray, list[list[str]]]]:
+    """(doc_ids, is_train, token lists) of each batch of the tokens table."""
+    for batch in batches():
+        yield (batch.column("doc_id").to_numpy(), np.asarray(batch.column("split").to_pylist()) == "train",
+               batch.column("tokens").to_pylist())
+
+
+def bow_chunks(batches: Batches, vocabulary: Sequence[str], sublinear_tf: bool,
+               counts_out: str | Path, tfidf_out: str | Path) -> None:
+    """Counts and TF-IDF triplets of a tokens table (doc_id, split, tokens) read batch by batch:
+    a first pass writes the counts and sums the training document frequencies (idf), a second
+    reads the counts back a row group at a time and writes TF-IDF. Memory holds one batch's
+    matrix, never the corpus's."""
+    counter = CountVectorizer(vocabulary=list(vocabulary), analyzer=_identity, dtype=np.int32)
+    doc_freq = np.zeros(len(vocabulary), dtype=np.int64)
+    n_train = 0
+    with chunk_writer(counts_out) as writer:
+        for doc_ids, train, docs in _doc_batches(batches):
+            counts = counter.transform(docs).tocsr()
+            writer.write(triplets(counts, doc_ids))
+            doc_freq += np.bincount(counts[train].indices, minlength=len(vocabulary))
+            n_train += int(train.sum())
+    transformer = idf_transformer(doc_freq, n_train, sublinear_tf)
+    with chunk_writer(tfidf_out) as writer:
+        for part in whole_docs(iter_row_groups(counts_out)):
+            counts, doc_ids = from_triplets(part, len(vocabulary))
+            writer.write(triplets(transformer.transform(counts).astype(np.float32).tocsr(), doc_ids))
+
+
+def whole_docs(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """Triplet tables re-cut so that no document is split between two (Parquet caps a row group
+    at about a million rows, so one written chunk may come back as several)."""
+    carry = None
+    for table in tables:
+        if carry is not None:
+            table = pa.concat_tables([carry, table])
+        doc = table.column("doc_id").to_numpy()
+        if not len(doc):
+            continue
+        cut = len(doc) - int(np.argmax(doc[::-1] != doc[-1])) if (doc != doc[-1]).any() else 0
+        if cut:
+            yield table.slice(0, cut)
+        carry = table.slice(cut)
+    if carry is not None and carry.num_rows:
+        yield carry
+
+
+def from_triplets(table: pa.Table, n_columns: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The CSR matrix of triplets written by `triplets` (a document's entries are contiguous), and
+    the doc_id of each row. Documents without an entry have no row, which TF-IDF (row-wise) allows."""
+    doc = table.column("doc_id").to_numpy()
+    starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]]) if len(doc) else np.zeros(0, dtype=np.int64)
+    indptr = np.r_[starts, len(doc)]
+    matrix = sp.csr_matrix((table.column("value").to_numpy(), table.column("token_id").to_numpy(), indptr),
+                           shape=(len(starts), n_columns))
+    return matrix, doc[starts]
+
+
+def _split_docs(batches: Batches, want_train: bool) -> Iterator[list[str]]:
+    for _, train, docs in _doc_batches(batches):
+        yield from (d for d, t in zip(docs, train) if t == want_train)
+
+
 @cli_main
 def main() -> None:
     all_params = load_params()
     params = all_params.bow
     corpus = read_frame(CORPUS, columns=["doc_id", "label_id", "source", "split"])
-    tokens = read_table(TOKENS, columns=["doc_id", "tokens"])
-    docs = tokens.column("tokens").to_pylist()
     vocab = read_frame(VOCAB, columns=["token"])["token"]
     labels = read_json(LABELS)
-    doc_ids = corpus["doc_id"].to_numpy()
     train = (corpus["split"] == "train").to_numpy()
 
-    counts = count_matrix(docs, vocab)
-    write_table(triplets(counts, doc_ids), COUNTS)
-    write_table(triplets(tfidf_matrix(counts, train, params.sublinear_tf), doc_ids), TFIDF)
+    def batches() -> Iterator[pa.Table]:
+        return iter_batches(TOKENS, ["doc_id", "split", "tokens"], all_params.chunk_docs)
+
+    # Labels come from the corpus and token lists from the tokens table, row by row.
+    if not np.array_equal(read_table(TOKENS, columns=["doc_id"]).column("doc_id").to_numpy(),
+                          corpus["doc_id"].to_numpy()):
+        raise StageError(f"{TOKENS}: its documents are not those of {CORPUS} (rerun tokenise: dvc repro)")
+
+    bow_chunks(batches, vocab, params.sublinear_tf, COUNTS, TFIDF)
 
     start = time.perf_counter()
     y = corpus["label_id"].to_numpy()
-    train_docs = [d for d, t in zip(docs, train) if t]
-    test_docs = [d for d, t in zip(docs, train) if not t]
-    vectorizer, model = fit_tfidf_logreg(train_docs, y[train], params, all_params.seed)
+    # The fit needs the training matrix in memory; the token lists are streamed into it.
+    vectorizer, model = fit_tfidf_logreg(_split_docs(batches, True), y[train], params, all_params.seed)
     seconds = time.perf_counter() - start
-    proba = model.predict_proba(vectorizer.transform(test_docs))
+    proba = model.predict_proba(vectorizer.transform(_split_docs(batches, False)))
     pred = model.classes_[proba.argmax(axis=1)]
     test = corpus.loc[~train]
     scores = classification_metrics(y[~train], pred, proba, len(labels), test["source"].reset_index(drop=True))

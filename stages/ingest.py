@@ -1,16 +1,22 @@
 """Stage `ingest`: read a labelled corpus, clean it, and split it into train/test.
 
-Output `data/corpus.parquet` with doc_id, text, label, label_id, source, split;
-`data/labels.json` with the label list (label_id indexes it); metrics in `reports/metrics/ingest.json`.
+Output `data/corpus.parquet` with doc_id, text, label, label_id, source, split (one row group per
+`chunk_docs` documents read); `data/labels.json` with the label list (label_id indexes it); metrics
+in `reports/metrics/ingest.json`. The stage reads the corpus twice, `chunk_docs` documents at a
+time (`ingest_chunks`), so the texts are never all in memory.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
+from stages.chunks import chunk_writer
 from stages.errors import StageError, cli_main
 from stages.io import write_json, write_table
 from stages.params import DataParams, load_params
@@ -90,6 +96,11 @@ def read_corpus(path: Path, fmt: str, text_column: str, label_column: str,
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
         raise StageError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
+    return _select(frame, path, text_column, label_column, source_column, 0)
+
+
+def _select(frame: pd.DataFrame, path: Path, text_column: str, label_column: str, source_column: str,
+            first_id: int) -> pd.DataFrame:
     for role, column in (("text", text_column), ("label", label_column)):
         if column not in frame.columns:
             raise StageError(f"{path}: no {role} column {column!r} (data.{role}_column); "
@@ -99,8 +110,100 @@ def read_corpus(path: Path, fmt: str, text_column: str, label_column: str,
         "label": frame[label_column],
         "source": frame[source_column].astype("string") if source_column in frame.columns else None,
     })
-    out.insert(0, "doc_id", np.arange(len(out), dtype=np.int64))
-    return out
+    out.insert(0, "doc_id", np.arange(first_id, first_id + len(out), dtype=np.int64))
+    return out.reset_index(drop=True)
+
+
+def _folder_chunks(path: Path, chunk_docs: int) -> Iterator[pd.DataFrame]:
+    rows: list[tuple[str, str]] = []
+    for label_dir in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for file in sorted(label_dir.glob("*.txt")):
+            raw = file.read_bytes()
+            try:
+                rows.append((raw.decode("utf-8"), label_dir.name))
+            except UnicodeDecodeError as exc:
+                raise StageError(f"{file}: not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
+            if len(rows) == chunk_docs:
+                yield pd.DataFrame(rows, columns=["text", "label"])
+                rows = []
+    if rows:
+        yield pd.DataFrame(rows, columns=["text", "label"])
+
+
+def iter_corpus(path: Path, fmt: str, text_column: str, label_column: str, source_column: str,
+                chunk_docs: int) -> Iterator[pd.DataFrame]:
+    """`read_corpus` a chunk of `chunk_docs` documents at a time (doc_id counts over the whole file).
+
+    A CSV/JSONL column's type is inferred per chunk; the labels of all chunks are unified later
+    (`normalise_labels`), which gives the whole-file result except for numeric-looking labels
+    with leading zeros mixed with words.
+    """
+    if not path.exists():
+        raise StageError(f"{path}: corpus file not found (data.path)")
+    fmt = detect_format(path, fmt)
+    if fmt == "folder" and not path.is_dir():
+        raise StageError(f"{path}: data.format is folder but the path is not a folder")
+    first_id = 0
+    try:
+        if fmt == "folder":
+            frames: Iterable[pd.DataFrame] = _folder_chunks(path, chunk_docs)
+            text_column, label_column = "text", "label"
+        elif fmt in ("csv", "tsv"):
+            frames = pd.read_csv(path, sep="," if fmt == "csv" else "\t", encoding="utf-8",
+                                 keep_default_na=False, na_values=[""], chunksize=chunk_docs)
+        elif fmt == "parquet":
+            file = pq.ParquetFile(path)
+            wanted = [c for c in (text_column, label_column, source_column) if c in file.schema_arrow.names]
+            frames = (b.to_pandas() for b in file.iter_batches(batch_size=chunk_docs, columns=wanted or None))
+            if not {text_column, label_column} <= set(wanted):  # reported below, with the file's columns
+                frames = iter([file.schema_arrow.empty_table().to_pandas()])
+        else:
+            frames = pd.read_json(path, lines=True, encoding="utf-8", chunksize=chunk_docs)
+        for frame in frames:
+            yield _select(frame, path, text_column, label_column, source_column, first_id)
+            first_id += len(frame)
+    except UnicodeDecodeError as exc:
+        raise StageError(f"{path}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    except StageError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
+        raise StageError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
+    if first_id == 0 and fmt == "folder":
+        raise StageError(f"{path}: no <label>/*.txt files found in the folder")
+
+
+def text_keys(text: pd.Series) -> pd.Series:
+    """A 128-bit digest standing in for each text, equal exactly when the texts are equal, and ""
+    where `clean_corpus` sees a blank text: the global steps then never hold the texts themselves."""
+    text = text.where(text.map(lambda t: isinstance(t, str)), "")
+    blank = text.str.strip().eq("")
+    keys = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest() if not b else ""
+            for t, b in zip(text, blank)]
+    return pd.Series(keys, index=text.index, dtype=object)
+
+
+def ingest_chunks(chunks: Callable[[], Iterable[pd.DataFrame]], params: DataParams, seed: int,
+                  out: Path) -> tuple[list, dict]:
+    """`ingest` over a corpus read twice a chunk at a time, writing the corpus table to `out`.
+
+    The first pass keeps a small per-document table (doc_id, text digest, label, source) on which
+    `ingest` itself drops, samples and splits; the second streams the kept texts out in doc order.
+    """
+    metas = [c.assign(text=text_keys(c["text"])) for c in chunks()]
+    if not metas:
+        raise StageError("the corpus has no documents")
+    meta = pd.concat(metas, ignore_index=True)
+    plan, labels, metrics = ingest(meta, params, seed)
+    plan = plan.set_index("doc_id", drop=False)
+    with chunk_writer(out) as writer:
+        for chunk in chunks():
+            ids = chunk["doc_id"][chunk["doc_id"].isin(plan.index)]
+            if len(ids):
+                part = plan.loc[ids.to_numpy()].reset_index(drop=True)
+                text = chunk["text"].where(chunk["text"].map(lambda t: isinstance(t, str)), "")
+                part["text"] = text.loc[ids.index].reset_index(drop=True)
+                writer.write(part)
+    return labels, metrics
 
 
 def clean_corpus(frame: pd.DataFrame, drop_duplicates: bool = True) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -197,9 +300,9 @@ def main() -> None:
     if data.path and RAW_DIR.resolve() not in Path(data.path).resolve().parents:
         print(f"note: {data.path} is outside {RAW_DIR}/, so DVC will not notice when its content changes "
               f"(put the corpus under {RAW_DIR}/ to make it a dependency)")
-    raw = read_corpus(path, data.format, data.text_column, data.label_column, data.source_column)
-    corpus, labels, metrics = ingest(raw, data, params.seed)
-    write_table(corpus, CORPUS)
+    labels, metrics = ingest_chunks(
+        lambda: iter_corpus(path, data.format, data.text_column, data.label_column, data.source_column,
+                            params.chunk_docs), data, params.seed, CORPUS)
     write_json(labels, LABELS)
     write_json(metrics, METRICS)
     print(f"ingest: {metrics['docs']} documents ({metrics['train_docs']} train, {metrics['test_docs']} test), "

@@ -5,11 +5,12 @@ instead of silently running with a default.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stages.errors import StageError
 
@@ -53,6 +54,7 @@ class BowParams(_Group):
 class CooccurParams(_Group):
     window: int = Field(default=10, ge=1, le=100)
     weighting: Literal["harmonic", "uniform"] = "harmonic"
+    memory_mb: int = Field(default=512, ge=16)
 
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -102,7 +104,7 @@ class Doc2VecParams(_Group):
     workers: int = Field(default=2, ge=1)
     dbow_words: bool = True
     label_tags: bool = False
-    train_on_all: bool = False
+    train_on_all: bool = True
 
 
 class PretrainedParams(_Group):
@@ -148,8 +150,77 @@ class TopicsParams(_Group):
     device: Device = "auto"
 
 
+Baseline = Literal["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "tfidf_mean", "docvec"]
+# "<cell>[-bi]-<pooling>@<embedding>": e.g. lstm-bi-attention@w2v_skipgram, gru-max@random, rnn-bi-last@glove__vae
+MODEL_SPEC = re.compile(r"^(rnn|lstm|gru)(-bi)?-(last|max|mean|attention)@([A-Za-z0-9_]+)$")
+
+
+class ClassifyParams(_Group):
+    baselines: list[Baseline] = ["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "tfidf_mean", "docvec"]
+    baseline_methods: list[str] = ["w2v_cbow", "w2v_skipgram", "glove", "fasttext"]
+    nb_C: float = Field(default=1.0, gt=0.0)
+    nbsvm_C: float = Field(default=0.01, gt=0.0)
+    dense_C: float = Field(default=1.0, gt=0.0)
+    models: list[str] = ["lstm-bi-attention@w2v_skipgram"]
+    embed_dim: int = Field(default=100, ge=1)
+    freeze_embeddings: bool = False
+    hidden: int = Field(default=128, ge=1)
+    layers: int = Field(default=1, ge=1)
+    dropout: float = Field(default=0.3, ge=0.0, lt=1.0)
+    max_len: int = Field(default=256, ge=1)
+    truncation: Literal["head", "tail", "head_tail"] = "head_tail"
+    epochs: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    learning_rate: float = Field(default=2e-3, gt=0.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    clip: float = Field(default=1.0, ge=0.0)
+    patience: int = Field(default=2, ge=1)
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
+    pretrain: Literal["none", "lm", "autoencoder"] = "none"
+    pretrain_epochs: int = Field(default=1, ge=1)
+    pretrain_max_len: int = Field(default=100, ge=2)
+    attention_docs: int = Field(default=6, ge=0)
+    device: Device = "auto"
+
+    @field_validator("models")
+    @classmethod
+    def _model_specs(cls, models: list[str]) -> list[str]:
+        for spec in models:
+            if not MODEL_SPEC.match(spec):
+                raise ValueError(f"{spec!r} is not <cell>[-bi]-<pooling>@<embedding> with cell rnn|lstm|gru, "
+                                 "pooling last|max|mean|attention (e.g. lstm-bi-attention@w2v_skipgram)")
+        if len(set(models)) != len(models):
+            raise ValueError("a model is listed twice")
+        return models
+
+
+class TsneParams(_Group):
+    # Embedding methods or reduced vectors (<method>__<reducer>) whose word vectors are mapped.
+    methods: list[str] = ["w2v_cbow", "w2v_skipgram", "glove", "fasttext", "d2v_dm", "d2v_dbow", "pretrained"]
+    words: int = Field(default=2000, ge=10)
+    docs: int = Field(default=2000, ge=10)
+    doc_vectors: list[Literal["d2v_dm", "d2v_dbow", "classify"]] = ["d2v_dm", "d2v_dbow", "classify"]
+    classify_model: str | None = None
+    perplexity: float = Field(default=30.0, gt=0.0)
+    n_iter: int = Field(default=400, ge=10)
+    gradient: Literal["auto", "fft", "bh"] = "auto"
+    theta: float = Field(default=0.8, gt=0.0, le=1.0)
+    snippet_words: int = Field(default=25, ge=1)
+    n_jobs: int = Field(default=2, ge=1)
+
+
+class ReportParams(_Group):
+    methods: list[str] = ["w2v_cbow", "w2v_skipgram", "glove", "fasttext", "d2v_dm", "d2v_dbow", "pretrained"]
+    attention_docs: int = Field(default=4, ge=0)
+    attention_model: str | None = None
+    confusion_models: list[str] | None = None
+    neighbours: int = Field(default=5, ge=1)
+
+
 class Params(_Group):
     seed: int = Field(default=0, ge=0)
+    chunk_docs: int = Field(default=5000, ge=1)
     data: DataParams = DataParams()
     tokenise: TokeniseParams = TokeniseParams()
     bow: BowParams = BowParams()
@@ -162,13 +233,16 @@ class Params(_Group):
     evaluate: EvaluateParams = EvaluateParams()
     reduce: ReduceParams = ReduceParams()
     topics: TopicsParams = TopicsParams()
+    classify: ClassifyParams = ClassifyParams()
+    tsne: TsneParams = TsneParams()
+    report: ReportParams = ReportParams()
 
     @model_validator(mode="before")
     @classmethod
     def _no_nulls_for_groups(cls, values):
         # `group:` with nothing under it parses as None; treat it as "all defaults".
         if isinstance(values, dict):
-            return {k: ({} if v is None and k in cls.model_fields and k != "seed" else v)
+            return {k: ({} if v is None and k in cls.model_fields and k not in ("seed", "chunk_docs") else v)
                     for k, v in values.items()}
         return values
 

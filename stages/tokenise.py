@@ -2,20 +2,23 @@
 
 Outputs `data/tokens.parquet` (doc_id, split, tokens: list of every token, in-vocabulary or not,
 so that subword models can still see rare words) and `data/vocab.parquet` (id, token, count,
-doc_freq), ids ranked by training-split frequency.
+doc_freq), ids ranked by training-split frequency. The corpus is read, tokenised and written
+`chunk_docs` documents at a time (one row group each); memory holds one batch and the counts.
 """
 from __future__ import annotations
 
 import html
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 import pyarrow as pa
 
+from stages.chunks import chunk_writer, iter_batches
 from stages.errors import StageError, cli_main
-from stages.io import read_frame, write_json, write_table
+from stages.io import write_json, write_table
 from stages.params import TokeniseParams, load_params
 
 CORPUS = "data/corpus.parquet"
@@ -68,9 +71,17 @@ def build_vocab(docs: Iterable[Sequence[str]], min_count: int, max_vocab: int | 
     """Vocabulary table: id (rank by count, ties by token), token, count, doc_freq."""
     counts: Counter[str] = Counter()
     doc_freq: Counter[str] = Counter()
+    count_docs(docs, counts, doc_freq)
+    return vocab_table(counts, doc_freq, min_count, max_vocab)
+
+
+def count_docs(docs: Iterable[Sequence[str]], counts: Counter, doc_freq: Counter) -> None:
     for doc in docs:
         counts.update(doc)
         doc_freq.update(set(doc))
+
+
+def vocab_table(counts: Counter, doc_freq: Counter, min_count: int, max_vocab: int | None = None) -> pd.DataFrame:
     kept = [(tok, n) for tok, n in counts.items() if n >= min_count]
     kept.sort(key=lambda item: (-item[1], item[0]))
     if max_vocab is not None:
@@ -95,27 +106,60 @@ def tokens_table(doc_ids: Sequence[int], splits: Sequence[str], docs: list[list[
     })
 
 
+def _tokenised(batches: Callable[[], Iterable[pa.Table]], params: TokeniseParams,
+               phrases=None) -> Iterator[tuple[pa.Table, list[list[str]]]]:
+    for batch in batches():
+        docs = tokenise_texts(batch.column("text").to_pylist(), params)
+        yield batch, docs if phrases is None else [phrases[d] for d in docs]
+
+
+def tokenise_chunks(batches: Callable[[], Iterable[pa.Table]], params: TokeniseParams,
+                    out: str | Path) -> tuple[pd.DataFrame, dict]:
+    """The stage over corpus batches (doc_id, text, split), each read, tokenised and written in
+    turn: memory holds one batch and the token counts, never the corpus. Returns (vocab, metrics).
+
+    With phrases, a first pass learns them on the training split (tokenising twice)."""
+    phrases = None
+    if params.phrases:
+        from gensim.models.phrases import Phrases
+
+        train = (d for batch, docs in _tokenised(batches, params)
+                 for d, split in zip(docs, batch.column("split").to_pylist()) if split == "train")
+        phrases = Phrases(train, min_count=params.phrases_min_count, threshold=params.phrases_threshold).freeze()
+    counts: Counter[str] = Counter()
+    doc_freq: Counter[str] = Counter()
+    test_counts: Counter[str] = Counter()
+    n_tokens = n_train_tokens = empty = 0
+    with chunk_writer(out) as writer:
+        for batch, docs in _tokenised(batches, params, phrases):
+            splits = batch.column("split").to_pylist()
+            train = [d for d, split in zip(docs, splits) if split == "train"]
+            count_docs(train, counts, doc_freq)
+            for d, split in zip(docs, splits):
+                if split != "train":
+                    test_counts.update(d)
+            n_tokens += sum(len(d) for d in docs)
+            n_train_tokens += sum(len(d) for d in train)
+            empty += sum(1 for d in docs if not d)
+            writer.write(tokens_table(batch.column("doc_id").to_numpy(), splits, docs))
+        # Built before the rename, so an empty vocabulary leaves no tokens file either.
+        vocab = vocab_table(counts, doc_freq, params.min_count, params.max_vocab)
+    n_test_tokens = n_tokens - n_train_tokens
+    covered = sum(test_counts[t] for t in vocab["token"])
+    metrics = {"tokens": n_tokens, "train_tokens": n_train_tokens, "vocab_size": len(vocab), "empty_docs": empty,
+               "test_token_coverage": round(covered / n_test_tokens, 4) if n_test_tokens else None}
+    return vocab, metrics
+
+
 @cli_main
 def main() -> None:
-    params = load_params().tokenise
-    corpus = read_frame(CORPUS, columns=["doc_id", "text", "split"])
-    docs = tokenise_texts(corpus["text"], params)
-    train_mask = (corpus["split"] == "train").to_numpy()
-    if params.phrases:
-        docs = apply_phrases(docs, train_mask, params.phrases_min_count, params.phrases_threshold)
-    vocab = build_vocab((d for d, t in zip(docs, train_mask) if t), params.min_count, params.max_vocab)
-    in_vocab = set(vocab["token"])
-    n_tokens = sum(len(d) for d in docs)
-    n_train_tokens = sum(len(d) for d, t in zip(docs, train_mask) if t)
-    covered = sum(sum(tok in in_vocab for tok in d) for d, t in zip(docs, train_mask) if not t)
-    n_test_tokens = n_tokens - n_train_tokens
-    write_table(tokens_table(corpus["doc_id"], corpus["split"], docs), TOKENS)
+    all_params = load_params()
+    params = all_params.tokenise
+    vocab, metrics = tokenise_chunks(
+        lambda: iter_batches(CORPUS, ["doc_id", "text", "split"], all_params.chunk_docs), params, TOKENS)
     write_table(vocab, VOCAB)
-    metrics = {"tokens": n_tokens, "train_tokens": n_train_tokens, "vocab_size": len(vocab),
-               "empty_docs": sum(1 for d in docs if not d),
-               "test_token_coverage": round(covered / n_test_tokens, 4) if n_test_tokens else None}
     write_json(metrics, METRICS)
-    print(f"tokenise: {n_tokens} tokens, vocabulary {len(vocab)} (min_count {params.min_count})")
+    print(f"tokenise: {metrics['tokens']} tokens, vocabulary {len(vocab)} (min_count {params.min_count})")
 
 
 if __name__ == "__main__":

@@ -70,3 +70,25 @@ def copy_repo(dest: Path) -> Path:
     run(["git", "config", "user.email", "test@example.com"], dest)
     run(["git", "config", "user.name", "test"], dest)
     return dest
+
+
+def clone_repo(src: Path, dest: Path) -> Path:
+    """A copy of a built test repository (git, DVC cache and outputs), to change without touching it."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def small_baseline(tmp_path_factory) -> Path:
+    """A repository with test_pipeline's SMALL parameters, run once and committed (outputs in the
+    DVC cache). Shared by the whole session: `clone_repo` it before running anything in it."""
+    from test_pipeline import SMALL, set_params
+
+    repo = copy_repo(tmp_path_factory.mktemp("small_baseline"))
+    set_params(repo, SMALL)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "small sample"], repo)
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "baseline run"], repo)
+    return repo

@@ -50,3 +50,42 @@ def test_metrics_by_source():
     assert "roc_auc" in out["by_source"]["a"]
     three = classification_metrics(np.array([0, 1, 2]), np.array([0, 1, 1]), None, 3)
     assert "roc_auc" not in three and "by_source" not in three
+
+
+def test_chunked_bow_matches_in_memory(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from stages.bow import bow_chunks
+    from stages.chunks import iter_batches
+    from stages.io import write_table
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(12)]
+    docs = [list(rng.choice(words, size=rng.integers(0, 9))) for _ in range(23)]
+    splits = ["test" if k % 4 == 0 else "train" for k in range(23)]
+    vocab = words[:9]
+    doc_ids = np.arange(23) * 3 + 7
+    write_table(pa.table({"doc_id": doc_ids, "split": splits, "tokens": pa.array(docs, pa.list_(pa.string()))}),
+                tmp_path / "tokens.parquet")
+    bow_chunks(lambda: iter_batches(tmp_path / "tokens.parquet", ["doc_id", "split", "tokens"], 4), vocab, True,
+               tmp_path / "counts.parquet", tmp_path / "tfidf.parquet")
+    counts = count_matrix(docs, vocab)
+    train = np.array(splits) == "train"
+    for name, matrix in (("counts", counts), ("tfidf", tfidf_matrix(counts, train, True))):
+        got = pq.read_table(tmp_path / f"{name}.parquet")
+        assert got.equals(triplets(matrix, doc_ids)), name
+        assert pq.ParquetFile(tmp_path / f"{name}.parquet").num_row_groups > 1
+
+
+def test_whole_docs_never_splits_a_document():
+    import pyarrow as pa
+
+    from stages.bow import from_triplets, whole_docs
+
+    parts = [pa.table({"doc_id": np.array(d, dtype=np.int64), "token_id": np.arange(len(d), dtype=np.int32),
+                       "value": np.ones(len(d), dtype=np.int32)}) for d in ([1, 1, 2], [2, 2], [2, 5], [], [6])]
+    cut = [t.column("doc_id").to_pylist() for t in whole_docs(parts)]
+    assert cut == [[1, 1], [2, 2, 2, 2], [5], [6]]
+    matrix, ids = from_triplets(pa.concat_tables(parts[:2]), 4)
+    assert ids.tolist() == [1, 2] and matrix.toarray().tolist() == [[1, 1, 0, 0], [1, 1, 1, 0]]

@@ -1,4 +1,6 @@
+import os
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -63,3 +65,81 @@ def test_table_is_sorted_symmetric_float32():
     assert list(zip(table["i"], table["j"])) == sorted(zip(table["i"], table["j"]))
     sym = table.merge(table, left_on=["i", "j"], right_on=["j", "i"])
     assert len(sym) == len(table) and np.allclose(sym["x_x"], sym["x_y"])
+
+
+def _tokens_batches(docs, splits, size):
+    table = pa.table({"split": splits, "tokens": pa.array(docs, type=pa.list_(pa.string()))})
+    return (table.slice(k, size) for k in range(0, len(docs), size))
+
+
+@pytest.mark.parametrize("memory_mb, chunk_tokens", [(512, None), (0.002, 15), (0.0002, 4)])
+def test_chunked_with_spills_matches_in_memory(tmp_path, memory_mb, chunk_tokens):
+    import pyarrow.parquet as pq
+
+    from stages.cooccur import CooccurCounter, count_chunks
+
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(30)]
+    docs = [list(rng.choice(words, size=rng.integers(0, 30))) for _ in range(50)]
+    splits = ["test" if k % 5 == 0 else "train" for k in range(50)]
+    vocab = pa.array(words[:25])
+    train = [d for d, s in zip(docs, splits) if s == "train"]
+    want = cooccurrence_table(cooccur(train, words[:25], 4))
+    spills = []
+    spill = CooccurCounter.spill
+    CooccurCounter.spill = lambda self: (spills.append(self.left.nnz), spill(self))[1]
+    try:
+        nnz, n_tokens = count_chunks(_tokens_batches(docs, splits, 7), vocab, 4, "harmonic", memory_mb,
+                                     tmp_path / "cooccur.parquet", chunk_tokens)
+    finally:
+        CooccurCounter.spill = spill
+    got = pq.read_table(tmp_path / "cooccur.parquet")
+    assert nnz == want.num_rows and n_tokens == sum(t in words[:25] for d in train for t in d)
+    assert got.schema == want.schema
+    assert got.column("i").equals(want.column("i")) and got.column("j").equals(want.column("j"))
+    np.testing.assert_allclose(got.column("x").to_numpy(), want.column("x").to_numpy(), rtol=1e-6)
+    assert (len(spills) > 2) == (memory_mb < 0.01)
+    assert [p.name for p in tmp_path.iterdir()] == ["cooccur.parquet"]  # shards removed
+
+
+def test_chunked_without_pairs_is_an_error_and_writes_nothing(tmp_path):
+    from stages.errors import StageError
+    from stages.cooccur import count_chunks
+
+    with pytest.raises(StageError, match=r"no co-occurrences.*cooccur\.window=2"):
+        count_chunks(_tokens_batches([["a"], ["b", "zz"]], ["train", "train"], 1), pa.array(["a", "b"]), 2,
+                     "harmonic", 1, tmp_path / "cooccur.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_front_stages_run_chunked(tmp_path):
+    """ingest -> tokenise -> bow -> cooccur as the pipeline runs them, a few documents per chunk."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    texts = [f"{w} {w} film {k} was {w} and the plot was {w} too" for k in range(15) for w in ("great", "awful")]
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    pd.DataFrame({"text": texts, "label": [k % 2 for k in range(30)]}).to_csv(tmp_path / "data/raw/c.csv", index=False)
+    params = {"chunk_docs": 4, "data": {"path": "data/raw/c.csv"}, "tokenise": {"min_count": 2},
+              "bow": {"min_df": 1}, "cooccur": {"window": 3, "memory_mb": 16}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(root)}
+    for stage in ("ingest", "tokenise", "bow", "cooccur"):
+        proc = subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    assert pq.read_table(tmp_path / "data/corpus.parquet").num_rows == 30
+    for name in ("corpus", "tokens", "bow/counts", "bow/tfidf"):
+        assert pq.ParquetFile(tmp_path / f"data/{name}.parquet").num_row_groups >= 7, name
+    assert pq.read_table(tmp_path / "data/cooccur.parquet").num_rows > 0
+    (tmp_path / "data/raw/c.csv").write_text("text,label\nonly,1\nclass,1\n")
+    before = sorted(p.name for p in (tmp_path / "data").iterdir())
+    proc = subprocess.run([sys.executable, "-m", "stages.ingest"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: the corpus has a single class (1): classification needs two or more labels"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == before

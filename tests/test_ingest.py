@@ -95,3 +95,71 @@ def test_string_labels_get_ids_and_sources_filter(tiny_frame):
     assert (corpus["label_id"] == corpus["label"].map({"neg": 0, "pos": 1})).all()
     with pytest.raises(StageError, match=r"data\.sources=\['netflix'\]"):
         ing.ingest(raw, DataParams(sources=["netflix"]), seed=0)
+
+
+def _messy(tiny_frame: pd.DataFrame) -> pd.DataFrame:
+    """tiny_frame with duplicates, blank texts and a missing label spread over several chunks."""
+    raw = tiny_frame.drop(columns="doc_id")
+    extra = pd.DataFrame({"text": [raw["text"][3], "   ", raw["text"][25], "lonely review", ""],
+                          "label": [0, 1, 1, None, 0], "source": ["imdb"] * 5})
+    return pd.concat([raw.iloc[:17], extra, raw.iloc[17:]], ignore_index=True)
+
+
+def _write(frame: pd.DataFrame, path) -> None:
+    fmt = path.suffix[1:]
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+@pytest.mark.parametrize("params", [DataParams(), DataParams(drop_duplicates=False, test_size=0.3),
+                                    DataParams(max_docs=15, sources=["imdb", "rotten_tomatoes"])])
+def test_chunked_ingest_matches_in_memory(tmp_path, tiny_frame, fmt, params):
+    import pyarrow.parquet as pq
+
+    from stages.io import write_table
+
+    path = tmp_path / f"corpus.{fmt}"
+    _write(_messy(tiny_frame), path)
+    corpus, labels, metrics = ing.ingest(ing.read_corpus(path, "auto", "text", "label", "source"), params, seed=3)
+    write_table(corpus, tmp_path / "want.parquet")
+    got_labels, got_metrics = ing.ingest_chunks(
+        lambda: ing.iter_corpus(path, "auto", "text", "label", "source", chunk_docs=6), params, 3,
+        tmp_path / "got.parquet")
+    want, got = pq.read_table(tmp_path / "want.parquet"), pq.read_table(tmp_path / "got.parquet")
+    assert got.equals(want) and got.schema.equals(want.schema, check_metadata=True)
+    assert (got_labels, got_metrics) == (labels, metrics)
+    assert pq.ParquetFile(tmp_path / "got.parquet").num_row_groups > 3
+
+
+def test_chunked_folder_matches_in_memory(tmp_path):
+    for label, texts in {"neg": ["awful", "dull", "awful"], "pos": ["lovely", "superb", "fine", "grand"]}.items():
+        (tmp_path / "c" / label).mkdir(parents=True)
+        for i, text in enumerate(texts):
+            (tmp_path / "c" / label / f"{i}_1.txt").write_text(text, encoding="utf-8")
+    want = ing.read_corpus(tmp_path / "c", "auto", "text", "label", "source")
+    got = pd.concat(ing.iter_corpus(tmp_path / "c", "auto", "text", "label", "source", chunk_docs=2))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StageError, match="no <label>/\\*.txt files"):
+        list(ing.iter_corpus(tmp_path / "empty", "auto", "text", "label", "source", 2))
+
+
+def test_chunked_bad_input_is_one_error_and_writes_nothing(tmp_path):
+    lines = ["text,label"] + [f"review number {i},{i % 2}" for i in range(20)]
+    path = tmp_path / "late.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode() + "caf\xe9,1\n".encode("latin-1"))
+    out = tmp_path / "out" / "corpus.parquet"
+    with pytest.raises(StageError, match=r"late\.csv: not UTF-8 \(byte 0xe9"):
+        ing.ingest_chunks(lambda: ing.iter_corpus(path, "auto", "text", "label", "source", 5), DataParams(), 0, out)
+    assert not out.parent.exists() or not list(out.parent.iterdir())
+    pd.DataFrame({"body": ["a"], "label": [1]}).to_parquet(tmp_path / "p.parquet")
+    with pytest.raises(StageError, match=r"no text column 'text' \(data\.text_column\); columns are \['body', 'label'\]"):
+        list(ing.iter_corpus(tmp_path / "p.parquet", "auto", "text", "label", "source", 5))
+    path.write_text("text,label\n")
+    with pytest.raises(StageError, match="no documents"):
+        ing.ingest_chunks(lambda: ing.iter_corpus(path, "auto", "text", "label", "source", 5), DataParams(), 0, out)

@@ -13,7 +13,10 @@ SMALL = {"data": {"max_docs": 400}, "tokenise": {"min_count": 2}, "bow": {"min_d
          "word2vec": {"size": 16, "min_count": 2, "epochs": 2}, "glove": {"size": 16, "epochs": 3},
          "fasttext": {"size": 16, "min_count": 2, "epochs": 2, "bucket": 20000},
          "doc2vec": {"size": 16, "min_count": 2, "epochs": 2}, "evaluate": {"analogy_restrict": 5000},
-         "reduce": {"dim": 8, "epochs": 3}, "topics": {"n_topics": 4, "max_features": 300, "epochs": 3}}
+         "reduce": {"dim": 8, "epochs": 3}, "topics": {"n_topics": 4, "max_features": 300, "epochs": 3},
+         "classify": {"models": ["gru-bi-attention@w2v_skipgram"], "baseline_methods": ["w2v_skipgram", "fasttext"],
+                      "hidden": 8, "epochs": 1, "max_len": 60, "batch_size": 32},
+         "tsne": {"words": 150, "docs": 60, "perplexity": 10.0, "n_iter": 100}}
 
 
 def set_params(repo: Path, changes: dict) -> None:
@@ -63,13 +66,28 @@ def test_repro_writes_every_output_and_second_repro_does_nothing(repo):
         header = (repo / f"data/embeddings/{method}.txt").open().readline().split()
         assert header == [str(scores["vocab_size"]), "16"]
     docvecs = pd.read_parquet(repo / "data/docvecs/d2v_dbow.parquet")
-    assert len(docvecs) == 400 and docvecs["inferred"].sum() == (docvecs["split"] == "test").sum()
+    assert len(docvecs) == 400 and docvecs["inferred"].sum() == 0  # doc2vec.train_on_all: every text trained
     bow = json.loads((repo / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]
     assert 0.5 < bow["accuracy"] <= 1 and set(bow["by_source"]) == {"imdb", "rotten_tomatoes"}
     out = run(["dvc", "repro"], repo)
     assert "Data and pipelines are up to date." in out.stdout
     assert "Running stage" not in out.stdout
 
+
+@pytest.mark.slow
+def test_classify_table_and_predict_cli(repo):
+    metrics = json.loads((repo / "reports/metrics/classify.json").read_text())["models"]
+    assert {"tfidf_logreg", "nb_logreg", "nbsvm", "mean@w2v_skipgram", "tfidf_mean@fasttext", "docvec@d2v_dm",
+            "docvec@d2v_dm+d2v_dbow", "gru-bi-attention@w2v_skipgram"} <= set(metrics)
+    assert metrics["tfidf_logreg"]["accuracy"] == json.loads(
+        (repo / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]["accuracy"]
+    out = run(["nlpdag", "predict", "A moving, wonderful film.", "a dull mess", "--repo", str(repo)], repo)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "# model: gru-bi-attention@w2v_skipgram" and len(lines) == 3
+    label, confidence, dist, text = lines[1].split("\t")
+    assert label in {"0", "1"} and 0.5 <= float(confidence) <= 1 and text == "A moving, wonderful film."
+    bad = run(["nlpdag", "predict", "  ", "--repo", str(repo)], repo, check=False)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: text 1: empty text, nothing to classify"
 
 @pytest.mark.slow
 def test_bad_param_stops_the_stage_with_one_line(repo, tmp_path):

@@ -50,3 +50,48 @@ def test_phrases_learnt_from_train_only():
     other = apply_phrases([["a", "b"]] * 20 + [["new", "york"]] * 20, [True] * 20 + [False] * 20,
                           min_count=5, threshold=0.1)
     assert other[-1] == ["new", "york"]
+
+
+def _corpus_batches(texts, splits, size):
+    import pyarrow as pa
+
+    table = pa.table({"doc_id": list(range(100, 100 + len(texts))), "text": texts, "split": splits})
+    return lambda: (table.slice(k, size) for k in range(0, len(texts), size))
+
+
+@pytest.mark.parametrize("params", [TokeniseParams(min_count=2),
+                                    TokeniseParams(min_count=1, phrases=True, phrases_min_count=2, phrases_threshold=0.1),
+                                    TokeniseParams(min_count=1, stopwords=True, max_vocab=5)])
+def test_chunked_tokenise_matches_in_memory(tmp_path, params):
+    import pyarrow.parquet as pq
+
+    from stages.tokenise import tokenise_chunks, tokens_table
+
+    texts = ["New York is big<br />", "new york, new york!", "", "A cat and a dog", "the dog's day",
+             "New York dog", "cat", "a new cat in York"] * 2
+    splits = ["train", "train", "test", "train", "test", "train", "train", "test"] * 2
+    docs = tokenise_texts(texts, params)
+    train = [s == "train" for s in splits]
+    if params.phrases:
+        docs = apply_phrases(docs, train, params.phrases_min_count, params.phrases_threshold)
+    want_vocab = build_vocab([d for d, t in zip(docs, train) if t], params.min_count, params.max_vocab)
+    vocab, metrics = tokenise_chunks(_corpus_batches(texts, splits, 3), params, tmp_path / "tokens.parquet")
+    assert vocab.equals(want_vocab)
+    assert ("new_york" in set(vocab["token"])) == params.phrases
+    got = pq.read_table(tmp_path / "tokens.parquet")
+    assert got.equals(tokens_table(list(range(100, 116)), splits, docs))
+    assert pq.ParquetFile(tmp_path / "tokens.parquet").num_row_groups == 6
+    in_vocab = set(vocab["token"])
+    test_tokens = [t for d, s in zip(docs, train) if not s for t in d]
+    assert metrics == {"tokens": sum(map(len, docs)), "train_tokens": sum(len(d) for d, t in zip(docs, train) if t),
+                       "vocab_size": len(vocab), "empty_docs": sum(1 for d in docs if not d),
+                       "test_token_coverage": round(sum(t in in_vocab for t in test_tokens) / len(test_tokens), 4)}
+
+
+def test_chunked_empty_vocab_writes_no_tokens(tmp_path):
+    from stages.tokenise import tokenise_chunks
+
+    with pytest.raises(StageError, match=r"tokenise\.min_count=9"):
+        tokenise_chunks(_corpus_batches(["a b", "c"], ["train", "test"], 1), TokeniseParams(min_count=9),
+                        tmp_path / "tokens.parquet")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,474 @@
+"""Stage `classify`: sentiment (or any labels) from every representation, judged on one test split.
+
+Baselines (stages/baselines.py), each a logistic regression or SVM on fixed features:
+- `tfidf_logreg`: the `bow` stage's TF-IDF 1..n-gram model, read from its outputs (not refitted).
+- `nb_logreg`, `nbsvm`: word 1-2-gram presence scaled by the naive-Bayes log-count ratio (Wang &
+  Manning 2012), with logistic regression or the interpolated linear SVM.
+- `mean@<method>`, `tfidf_mean@<method>`: the (IDF-weighted) mean of a document's word vectors.
+- `docvec@d2v_dm`, `docvec@d2v_dbow`, `docvec@d2v_dm+d2v_dbow`: the Doc2Vec document vectors.
+Neural models (stages/rnn.py, trained by stages/seqtrain.py), one per entry of `classify.models`,
+named "<cell>[-bi]-<pooling>@<embedding>": the embedding layer starts from a method's word vectors
+(`w2v_skipgram`, `glove__vae`, `pretrained`...) or at random. Words of the vocabulary that the
+embedding lacks are mapped to the learned unknown-word vector, except with `fasttext`, which builds
+them from their character n-grams. Early stopping watches a `val_fraction` slice of the training
+split, stratified by label and source; the test split is only used for the final scores.
+
+Outputs: reports/metrics/classify.json {"models": {name: {accuracy, macro_f1, roc_auc, n, by_source,
+train_seconds, tokens_per_second, kind}}}; reports/classify/summary.json (winner and best baseline,
+overall and per source); reports/classify/attention.json; reports/plots/classify/<name>.csv (per
+epoch); reports/plots/confusion/<name>.csv (actual, predicted); data/classify/predictions.parquet;
+data/classify/states.parquet (each neural model's pooled states of the test documents);
+data/models/classify/<name>/ (what `nlpdag predict` loads).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+from sklearn.model_selection import train_test_split
+
+from stages import baselines as bl
+from stages.errors import StageError, cli_main
+from stages.evaluate import METHODS
+from stages.io import atomic_path, read_frame, read_json, read_table, write_json, write_table
+from stages.params import MODEL_SPEC, ClassifyParams, Params, load_params
+from stages.scores import classification_metrics
+from stages.vectors import EMBEDDINGS_DIR, read_vectors
+
+CORPUS = "data/corpus.parquet"
+TOKENS = "data/tokens.parquet"
+VOCAB = "data/vocab.parquet"
+LABELS = "data/labels.json"
+BOW_METRICS = "reports/metrics/bow.json"
+BOW_PREDICTIONS = "data/bow/predictions.parquet"
+DOCVECS_DIR = Path("data/docvecs")
+REDUCED_DIR = Path("data/reduced")
+METRICS = "reports/metrics/classify.json"
+SUMMARY = "reports/classify/summary.json"
+ATTENTION = "reports/classify/attention.json"
+CURVES_DIR = Path("reports/plots/classify")
+CONFUSION_DIR = Path("reports/plots/confusion")
+PREDICTIONS = "data/classify/predictions.parquet"
+STATES = "data/classify/states.parquet"
+MODELS_DIR = Path("data/models/classify")
+# Outside DVC's outputs, which DVC deletes before a stage runs: an interrupted run resumes from here.
+CHECKPOINTS = Path(".nlpdag/checkpoints/classify")
+
+
+@dataclass
+class Dataset:
+    doc_ids: np.ndarray          # (N,)
+    y: np.ndarray                # (N,) label ids
+    sources: pd.Series           # (N,) or all-NA
+    docs: list[list[str]]        # token lists, in-vocabulary or not
+    train: np.ndarray            # (N,) bool
+    labels: list[str]
+
+    @property
+    def test(self) -> np.ndarray:
+        return ~self.train
+
+    def subset(self, mask: np.ndarray) -> list[list[str]]:
+        return [d for d, keep in zip(self.docs, mask) if keep]
+
+
+@dataclass
+class Result:
+    name: str
+    kind: str                    # baseline | neural
+    proba: np.ndarray            # (n_test, n_classes)
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+
+def load_dataset() -> Dataset:
+    corpus = read_frame(CORPUS, columns=["doc_id", "label_id", "source", "split"])
+    tokens = read_frame(TOKENS, columns=["doc_id", "tokens"])
+    if not np.array_equal(corpus["doc_id"].to_numpy(), tokens["doc_id"].to_numpy()):
+        raise StageError(f"{TOKENS}: documents differ from {CORPUS} (rerun: dvc repro tokenise)")
+    labels = [str(label) for label in read_json(LABELS)]
+    return Dataset(doc_ids=corpus["doc_id"].to_numpy(), y=corpus["label_id"].to_numpy().astype(np.int64),
+                   sources=corpus["source"], docs=[list(d) for d in tokens["tokens"]],
+                   train=(corpus["split"] == "train").to_numpy(), labels=labels)
+
+
+def validation_split(data: Dataset, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (into the training split) of the fitting and validation parts, stratified by label and
+    source so that early stopping sees both sources in their proportions."""
+    n = int(data.train.sum())
+    strata = pd.Series(data.y[data.train]).astype(str) + "|" + data.sources[data.train].fillna("").to_numpy()
+    counts = strata.value_counts()
+    stratify = strata if (counts >= 2).all() and int(n * fraction) >= len(counts) else None
+    fit, val = train_test_split(np.arange(n), test_size=fraction, random_state=seed, stratify=stratify)
+    return np.sort(fit), np.sort(val)
+
+
+# ---- baselines ---------------------------------------------------------------------------------
+
+def _from_bow(data: Dataset) -> Result:
+    """The bow stage's predictions hold the probability of the predicted class only; for two classes
+    that is the whole distribution."""
+    metrics = read_json(BOW_METRICS)["models"]["tfidf_logreg"]
+    pred = read_frame(BOW_PREDICTIONS)
+    if not np.array_equal(pred["doc_id"].to_numpy(), data.doc_ids[data.test]):
+        raise StageError(f"{BOW_PREDICTIONS}: test documents differ from {CORPUS} (rerun: dvc repro bow)")
+    k = len(data.labels)
+    rest = (1.0 - pred["proba"].to_numpy()) / max(k - 1, 1)
+    proba = np.repeat(rest[:, None], k, axis=1)
+    proba[np.arange(len(pred)), pred["predicted"].to_numpy()] = pred["proba"].to_numpy()
+    return Result("tfidf_logreg", "baseline", proba, float(metrics.get("train_seconds", float("nan"))))
+
+
+def _fit_predict(name: str, fit, X_train, y_train, X_test) -> Result:
+    start = time.perf_counter()
+    model = fit(X_train, y_train)
+    seconds = time.perf_counter() - start
+    return Result(name, "baseline", np.asarray(model.predict_proba(X_test)), seconds)
+
+
+def load_docvecs(mode: str, data: Dataset) -> np.ndarray:
+    path = DOCVECS_DIR / f"d2v_{mode}.parquet"
+    table = read_table(path, columns=["doc_id", "vector"])
+    ids = table.column("doc_id").to_numpy()
+    if not np.array_equal(ids, data.doc_ids):
+        raise StageError(f"{path}: documents differ from {CORPUS} (rerun: dvc repro d2v@{mode})")
+    return bl.stack_vectors(table.column("vector"))
+
+
+def run_baselines(data: Dataset, params: ClassifyParams, seed: int, log=print) -> list[Result]:
+    train, test = data.train, data.test
+    y_train = data.y[train]
+    results: list[Result] = []
+    wanted = set(params.baselines)
+    if "tfidf_logreg" in wanted:
+        results.append(_from_bow(data))
+    if wanted & {"nb_logreg", "nbsvm"}:
+        X_train, X_test = bl.ngram_counts(data.subset(train), data.subset(test))
+        if "nb_logreg" in wanted:
+            results.append(_fit_predict("nb_logreg", lambda X, y: bl.fit_nb_logreg(X, y, C=params.nb_C, seed=seed),
+                                        X_train, y_train, X_test))
+        if "nbsvm" in wanted:
+            results.append(_fit_predict("nbsvm", lambda X, y: bl.fit_nbsvm(X, y, C=params.nbsvm_C, seed=seed),
+                                        X_train, y_train, X_test))
+    if wanted & {"mean", "tfidf_mean"}:
+        idf = bl.idf_weights(data.subset(train)) if "tfidf_mean" in wanted else None  # training split only
+        for method in params.baseline_methods:
+            embedding = load_embedding(method)
+            if embedding is None:
+                log(f"classify: {method}: no vectors (pretrained.path not set), skipped")
+                continue
+            tokens, vectors = embedding
+            for kind, weights in (("mean", None), ("tfidf_mean", idf)):
+                if kind not in wanted:
+                    continue
+                X = bl.mean_vectors(data.docs, tokens, vectors, weights)
+                results.append(_fit_predict(f"{kind}@{method}", lambda X, y: bl.fit_dense_logreg(X, y, C=params.dense_C, seed=seed),
+                                            X[train], y_train, X[test]))
+    if "docvec" in wanted:
+        dm, dbow = load_docvecs("dm", data), load_docvecs("dbow", data)
+        for name, X in (("docvec@d2v_dm", dm), ("docvec@d2v_dbow", dbow),
+                        ("docvec@d2v_dm+d2v_dbow", np.hstack([dm, dbow]))):
+            results.append(_fit_predict(name, lambda X, y: bl.fit_dense_logreg(X, y, C=params.dense_C, seed=seed),
+                                        X[train], y_train, X[test]))
+    for r in results:
+        log(f"classify: {r.name}: accuracy {float((r.proba.argmax(1) == data.y[test]).mean()):.4f} "
+            f"({r.seconds:.1f} s)")
+    return results
+
+
+# ---- embeddings for the neural models ----------------------------------------------------------
+
+def check_embedding(name: str) -> None:
+    method, _, reducer = name.partition("__")
+    if name != "random" and method not in METHODS:
+        raise StageError(f"params.yaml: classify.models: unknown embedding {name!r}; allowed: random, "
+                         f"{', '.join(METHODS)}, or <method>__<reducer> from the reduce stage")
+
+
+def load_embedding(name: str) -> tuple[list[str], np.ndarray] | None:
+    """(tokens, vectors) of a method (`w2v_skipgram`) or a reduction (`glove__vae`); None when the
+    `pretrained` table is empty (no file set)."""
+    check_embedding(name)
+    path = (REDUCED_DIR if "__" in name else EMBEDDINGS_DIR) / f"{name}.parquet"
+    if not path.exists():
+        hint = "reduce" if "__" in name else name
+        raise StageError(f"{path}: embedding {name!r} not found (is it produced? dvc repro {hint})")
+    tokens, vectors = read_vectors(path)
+    return (tokens, vectors) if tokens else None
+
+
+def embedding_init(vocab: list[str], name: str, embed_dim: int, seed: int,
+                   log=print) -> tuple[list[str], np.ndarray | None]:
+    """The classifier's words (ids 2.., after PAD and UNK) and their initial vectors (V + 2, dim),
+    None for a random start. Words the embedding lacks are left out, so they map to UNK, except
+    with fasttext, whose model builds any word's vector from its character n-grams."""
+    if name == "random":
+        return vocab, None
+    embedding = load_embedding(name)
+    if embedding is None:
+        raise StageError(f"params.yaml: classify.models: embedding {name!r} is empty (set pretrained.path)")
+    tokens, vectors = embedding
+    row = {t: i for i, t in enumerate(tokens)}
+    if name == "fasttext":
+        from stages.fasttext import load_model
+
+        missing = [w for w in vocab if w not in row]
+        if missing:
+            model = load_model()
+            vectors = np.vstack([vectors, np.stack([model.wv[w] for w in missing])])
+            row.update({w: len(tokens) + k for k, w in enumerate(missing)})
+            log(f"classify: {len(missing)} words built from fasttext's character n-grams")
+    words = [w for w in vocab if w in row]
+    if len(words) < len(vocab):
+        log(f"classify: {name}: {len(vocab) - len(words)} of {len(vocab)} words have no vector -> unknown word")
+    rng = np.random.default_rng(seed)
+    scale = float(vectors.std()) or 1.0
+    matrix = np.empty((len(words) + 2, vectors.shape[1]), dtype=np.float32)
+    matrix[0] = 0.0                                                    # PAD
+    matrix[1] = rng.normal(0.0, scale, vectors.shape[1])               # UNK, learned
+    matrix[2:] = vectors[[row[w] for w in words]]
+    return words, matrix
+
+
+def vocab_hash(words: list[str]) -> str:
+    return hashlib.sha1("\n".join(words).encode("utf-8")).hexdigest()[:16]
+
+
+# ---- neural models -----------------------------------------------------------------------------
+
+def parse_spec(spec: str) -> dict:
+    match = MODEL_SPEC.match(spec)
+    if not match:
+        raise StageError(f"params.yaml: classify.models: {spec!r} is not <cell>[-bi]-<pooling>@<embedding>")
+    cell, bi, pooling, embedding = match.groups()
+    return {"cell": cell, "bidirectional": bool(bi), "pooling": pooling, "embedding": embedding}
+
+
+def truncate(doc: list[str], max_len: int, truncation: str) -> list[str]:
+    """The words the model reads, as `seqtrain.encode_docs` cuts them (for showing attention)."""
+    if len(doc) <= max_len:
+        return doc
+    if truncation == "head":
+        return doc[:max_len]
+    if truncation == "tail":
+        return doc[-max_len:]
+    head = max_len // 4
+    return doc[:head] + doc[len(doc) - (max_len - head):]
+
+
+def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyParams, seed: int,
+                 device: torch.device, log=print) -> tuple[Result, object, dict]:
+    """Train one model; returns its Result, the model and what `nlpdag predict` needs to rebuild it."""
+    from stages.rnn import RNNClassifier, RNNConfig
+    from stages.seqtrain import Trainer, TrainConfig, encode_docs, predict, pretrain_encoder
+
+    parts = parse_spec(spec)
+    words, init = embedding_init(vocab, parts["embedding"], params.embed_dim, seed, log)
+    index = {w: i + 2 for i, w in enumerate(words)}
+    config = RNNConfig(vocab_size=len(words) + 2, n_classes=len(data.labels),
+                       embed_dim=params.embed_dim if init is None else init.shape[1],
+                       cell=parts["cell"], bidirectional=parts["bidirectional"], layers=params.layers,
+                       hidden=params.hidden, pooling=parts["pooling"], dropout=params.dropout,
+                       freeze_embeddings=params.freeze_embeddings)
+    torch.manual_seed(seed)
+    model = RNNClassifier(config, None if init is None else torch.from_numpy(init))
+    seqs = encode_docs(data.docs, index, params.max_len, params.truncation)
+    train_idx = np.flatnonzero(data.train)
+    fit, val = validation_split(data, params.val_fraction, seed)
+    key = hashlib.sha1(json.dumps([spec, params.model_dump(), vocab_hash(words), train_idx.tolist()[:50],
+                                   len(train_idx), seed]).encode()).hexdigest()[:12]
+    checkpoint = CHECKPOINTS / f"{spec.replace('@', '_at_')}-{key}.pt"
+    train_config = TrainConfig(epochs=params.epochs, batch_size=params.batch_size, learning_rate=params.learning_rate,
+                               weight_decay=params.weight_decay, optimizer=params.optimizer, clip=params.clip,
+                               patience=params.patience, device=str(device), seed=seed,
+                               checkpoint=str(checkpoint), verbose=True, name=spec)
+    start = time.perf_counter()
+    pretrain_history: list[dict] = []
+    if params.pretrain != "none" and not checkpoint.exists():  # a resumed run has its pretrained weights
+        train_seqs = [seqs[i] for i in train_idx]
+        pretrain_history = pretrain_encoder(model, train_seqs, params.pretrain, params.pretrain_epochs,
+                                            train_config, max_len=params.pretrain_max_len)
+    trainer = Trainer(model, train_config).fit([seqs[train_idx[i]] for i in fit], data.y[train_idx[fit]],
+                                               [seqs[train_idx[i]] for i in val], data.y[train_idx[val]])
+    seconds = time.perf_counter() - start
+    test_idx = np.flatnonzero(data.test)
+    out = predict(model, [seqs[i] for i in test_idx], device=str(device), with_states=True,
+                  with_attention=parts["pooling"] == "attention")
+    checkpoint.unlink(missing_ok=True)
+    extra = {"history": trainer.history_, "tokens_per_second": trainer.tokens_per_second_,
+             "best_epoch": trainer.best_epoch_, "states": out["states"], "attention": out.get("attention"),
+             "pretrain_history": pretrain_history}
+    saved = {"spec": spec, "words": words, "vocab_hash": vocab_hash(words), "labels": data.labels,
+             "max_len": params.max_len, "truncation": params.truncation}
+    return Result(spec, "neural", np.asarray(out["proba"]), seconds, extra), model, saved
+
+
+# ---- outputs -----------------------------------------------------------------------------------
+
+def score_results(results: list[Result], data: Dataset) -> dict:
+    y_test = data.y[data.test]
+    sources = data.sources[data.test].reset_index(drop=True)
+    models = {}
+    for r in results:
+        scores = classification_metrics(y_test, r.proba.argmax(axis=1), r.proba, len(data.labels), sources)
+        scores["train_seconds"] = round(r.seconds, 2)
+        if "tokens_per_second" in r.extra:
+            scores["tokens_per_second"] = round(float(r.extra["tokens_per_second"]))
+        scores["kind"] = r.kind
+        models[r.name] = scores
+    return {"models": models}
+
+
+def summarise(metrics: dict, data: Dataset) -> dict:
+    """The winner and the best baseline by test accuracy, overall and per source."""
+    models = metrics["models"]
+    sources = sorted({s for m in models.values() for s in m.get("by_source", {})})
+
+    def best(kind: str | None, source: str | None) -> str | None:
+        pool = {n: m if source is None else m["by_source"].get(source, {}) for n, m in models.items()
+                if kind is None or m["kind"] == kind}
+        pool = {n: m["accuracy"] for n, m in pool.items() if "accuracy" in m}
+        return max(pool, key=lambda n: (pool[n], n)) if pool else None
+
+    keys = [None, *sources]
+    return {"winner": {k or "overall": best(None, k) for k in keys},
+            "best_baseline": {k or "overall": best("baseline", k) for k in keys},
+            "best_neural": {k or "overall": best("neural", k) for k in keys},
+            "labels": data.labels, "sources": sources}
+
+
+def attention_examples(result: Result, data: Dataset, params: ClassifyParams, seed: int) -> list[dict]:
+    """A few short test documents, misclassified ones first when there are any, with the attention
+    weight of every word the model read."""
+    if not result.extra.get("attention") or params.attention_docs == 0:
+        return []
+    test_idx = np.flatnonzero(data.test)
+    pred = result.proba.argmax(axis=1)
+    short = np.flatnonzero(np.array([len(data.docs[i]) <= 80 for i in test_idx]))
+    rng = np.random.default_rng(seed)
+    wrong = [k for k in short if pred[k] != data.y[test_idx[k]]]
+    right = [k for k in short if pred[k] == data.y[test_idx[k]]]
+    half = params.attention_docs // 2
+    chosen = list(rng.permutation(wrong)[:half]) if wrong else []
+    chosen += list(rng.permutation(right)[:params.attention_docs - len(chosen)])
+    examples = []
+    for k in chosen:
+        i = test_idx[k]
+        words = truncate(data.docs[i], params.max_len, params.truncation) or ["<unk>"]
+        weights = np.asarray(result.extra["attention"][k], dtype=float)
+        examples.append({"model": result.name, "doc_id": int(data.doc_ids[i]),
+                         "label": data.labels[data.y[i]], "predicted": data.labels[pred[k]],
+                         "tokens": words, "weights": [round(w, 5) for w in weights[:len(words)]]})
+    return examples
+
+
+def model_dir_name(name: str) -> str:
+    return name.replace("/", "_")
+
+
+def write_outputs(results: list[Result], models: dict, data: Dataset, params: ClassifyParams, seed: int) -> dict:
+    metrics = score_results(results, data)
+    test_ids, y_test = data.doc_ids[data.test], data.y[data.test]
+    frames, states, attention = [], [], []
+    for r in results:
+        pred = r.proba.argmax(axis=1)
+        frames.append(pd.DataFrame({
+            "model": r.name, "doc_id": test_ids, "label_id": y_test.astype(np.int32), "predicted": pred.astype(np.int32),
+            "confidence": r.proba.max(axis=1).astype(np.float32),
+            "proba_1": (r.proba[:, 1] if r.proba.shape[1] == 2 else np.full(len(pred), np.nan)).astype(np.float32)}))
+        if r.kind == "neural":
+            vec = np.asarray(r.extra["states"], dtype=np.float32)
+            # list<float>, not fixed-size: models differ in their state size.
+            offsets = pa.array(np.arange(len(vec) + 1, dtype=np.int32) * vec.shape[1])
+            states.append(pa.table({"model": pa.array([r.name] * len(vec)), "doc_id": pa.array(test_ids),
+                                    "vector": pa.ListArray.from_arrays(offsets, pa.array(vec.ravel()))}))
+            attention += attention_examples(r, data, params, seed)
+    write_table(pd.concat(frames, ignore_index=True), PREDICTIONS)
+    if states:
+        write_table(pa.concat_tables(states), STATES)
+    else:
+        write_table(pa.table({"model": pa.array([], pa.string()), "doc_id": pa.array([], pa.int64()),
+                              "vector": pa.array([], pa.list_(pa.float32()))}), STATES)
+    write_json(attention, ATTENTION)
+    labels = np.array(data.labels)
+    for folder, rows in ((CURVES_DIR, None), (CONFUSION_DIR, None)):
+        shutil.rmtree(folder, ignore_errors=True)
+    for r in results:
+        pred = r.proba.argmax(axis=1)
+        with atomic_path(CONFUSION_DIR / f"{r.name}.csv") as tmp:
+            pd.DataFrame({"actual": labels[y_test], "predicted": labels[pred]}).to_csv(tmp, index=False)
+        if r.kind == "neural":
+            cols = ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"]
+            with atomic_path(CURVES_DIR / f"{r.name}.csv") as tmp:
+                pd.DataFrame(r.extra["history"])[cols].to_csv(tmp, index=False)
+    write_models(models)
+    summary = summarise(metrics, data)
+    write_json(summary, SUMMARY)
+    write_json(metrics, METRICS)
+    return summary
+
+
+def write_models(models: dict) -> None:
+    """Every trained model in a temporary folder first, moved into place at the end."""
+    from stages.seqtrain import save_checkpoint
+
+    MODELS_DIR.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".classify.", dir=MODELS_DIR.parent))
+    try:
+        for name, (model, saved, train_config) in models.items():
+            folder = tmp / model_dir_name(name)
+            folder.mkdir()
+            save_checkpoint(folder / "model.pt", model, train_config, saved)
+            (folder / "labels.json").write_text(json.dumps(saved["labels"]) + "\n", encoding="utf-8")
+            (folder / "vocab.txt").write_text("\n".join(saved["words"]) + "\n", encoding="utf-8")
+        shutil.rmtree(MODELS_DIR, ignore_errors=True)
+        tmp.rename(MODELS_DIR)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(params: Params, log=print) -> dict:
+    from stages.autoencoders import resolve_device
+
+    p = params.classify
+    for spec in p.models:
+        check_embedding(parse_spec(spec)["embedding"])
+    for method in p.baseline_methods:
+        check_embedding(method)
+    device = resolve_device(p.device, "classify.device")
+    data = load_dataset()
+    if data.train.sum() == 0 or data.test.sum() == 0:
+        raise StageError(f"{CORPUS}: needs documents in both the train and the test split")
+    results = run_baselines(data, p, params.seed, log)
+    vocab = read_frame(VOCAB, columns=["token"])["token"].tolist()
+    models = {}
+    for spec in p.models:
+        result, model, saved = train_neural(spec, data, vocab, p, params.seed, device, log)
+        saved["tokenise"] = params.tokenise.model_dump()
+        models[spec] = (model, saved, None)
+        results.append(result)
+        acc = float((result.proba.argmax(1) == data.y[data.test]).mean())
+        log(f"classify: {spec}: accuracy {acc:.4f} ({result.seconds:.1f} s, "
+            f"{result.extra['tokens_per_second']:.0f} tokens/s)")
+    summary = write_outputs(results, models, data, p, params.seed)
+    for key, name in summary["winner"].items():
+        log(f"classify: winner {key}: {name} (best baseline: {summary['best_baseline'][key]})")
+    return summary
+
+
+@cli_main
+def main() -> None:
+    run(load_params())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""The `report` stage: its HTML pieces as pure functions, and the whole page from tiny inputs laid out
+as the pipeline (and the classify stage's contract) writes them."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stages import report_html as h
+from stages.errors import StageError
+from stages.report_charts import plotly_js
+from stages.params import Params
+from stages.report import build, confusion_counts, confusion_models, run
+from stages.tsne import run as run_tsne
+from test_tsne import NEURAL, TINY, write_tsne_inputs
+
+BASELINE = "tfidf_logreg"
+SOURCES = ["imdb", "rotten_tomatoes"]
+
+
+def model_metrics(acc: float, kind: str, by_source: dict[str, float]) -> dict:
+    return {"accuracy": acc, "macro_f1": round(acc - 0.01, 4), "roc_auc": round(acc + 0.05, 4), "n": 48,
+            "by_source": {s: {"accuracy": a, "macro_f1": a, "roc_auc": a, "n": 24} for s, a in by_source.items()},
+            "train_seconds": 1.5, "kind": kind, **({"tokens_per_second": 12345.0} if kind == "neural" else {})}
+
+
+CLASSIFY = {"models": {BASELINE: model_metrics(0.8123, "baseline", {"imdb": 0.85, "rotten_tomatoes": 0.7711}),
+                       "docvec@d2v_dm": model_metrics(0.7002, "baseline", {"imdb": 0.72, "rotten_tomatoes": 0.66}),
+                       NEURAL: model_metrics(0.8456, "neural", {"imdb": 0.9012, "rotten_tomatoes": 0.75})}}
+SUMMARY = {"winner": {"overall": NEURAL, "imdb": NEURAL, "rotten_tomatoes": BASELINE},
+           "best_baseline": {"overall": BASELINE, "imdb": BASELINE, "rotten_tomatoes": BASELINE},
+           "labels": ["neg", "pos"], "sources": SOURCES}
+
+
+def write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(obj if isinstance(obj, str) else json.dumps(obj), encoding="utf-8")
+
+
+def write_report_inputs(root: Path) -> Params:
+    """Every input of the report (the t-SNE maps made by the tsne stage on tiny data); the params to use."""
+    write_tsne_inputs(root)
+    run_tsne(TINY, seed=0, root=root, out=root / "data" / "tsne", log=lambda _: None)
+    m = root / "reports" / "metrics"
+    write(m / "ingest.json", {"docs_read": 61, "dropped_duplicates": 1, "docs": 60, "train_docs": 12, "test_docs": 48,
+                              "labels": {"neg": 30, "pos": 30}, "sources": {"imdb": 30, "rotten_tomatoes": 30}})
+    write(m / "tokenise.json", {"tokens": 2700, "train_tokens": 540, "vocab_size": 40, "test_token_coverage": 0.9876})
+    write(m / "cooccur.json", {"nonzeros": 777, "vocab_size": 40})
+    write(m / "embeddings.json", {"w2v_cbow": {"analogy_accuracy": 0.1267, "wordsim353_spearman": 0.2702,
+                                               "simlex999_spearman": 0.1633, "vocab_size": 39, "train_seconds": 6.1},
+                                  "glove": {"analogy_accuracy": 0.0631, "wordsim353_spearman": 0.1636,
+                                            "simlex999_spearman": 0.0576, "vocab_size": 40, "train_seconds": 51.2}})
+    write(m / "reduce.json", {"glove": {
+        "none": {"analogy_accuracy": 0.0631, "wordsim353_spearman": 0.1636, "simlex999_spearman": 0.0576,
+                 "reconstruction_mse": 0.0},
+        "pca": {"analogy_accuracy": 0.05, "wordsim353_spearman": 0.15, "simlex999_spearman": 0.0541,
+                "reconstruction_mse": 0.2},
+        "ae": {"analogy_accuracy": 0.04, "wordsim353_spearman": 0.17, "simlex999_spearman": 0.1691,
+               "reconstruction_mse": 0.3}}})
+    write(m / "topics.json", {"autoencoder": {"coherence": 0.1956, "reconstruction_mse": 0.0001},
+                              "nmf": {"coherence": 0.1964, "reconstruction_mse": 0.0001}})
+    pd.DataFrame({"model": ["nmf"] * 3, "topic": [0, 0, 1], "rank": [1, 2, 1], "word": ["zombie", "gore", "oscar"],
+                  "weight": [0.5, 0.3, 0.4]}).to_parquet(root / "data" / "topics.parquet")
+    write(m / "classify.json", CLASSIFY)
+    write(root / "reports" / "classify" / "summary.json", SUMMARY)
+    write(root / "reports" / "classify" / "attention.json", [
+        {"model": NEURAL, "doc_id": 50, "label": "pos", "predicted": "neg", "tokens": ["a", "dull", "<b>film"],
+         "weights": [0.1, 0.7, 0.2]},
+        {"model": NEURAL, "doc_id": 51, "label": "neg", "predicted": "neg", "tokens": ["awful"], "weights": [1.0]}])
+    write(root / "reports" / "plots" / "classify" / f"{NEURAL}.csv",
+          "epoch,train_loss,val_loss,train_accuracy,val_accuracy\n1,0.69,0.6,0.55,0.61\n2,0.5,0.45,0.77,0.8\n")
+    for name in CLASSIFY["models"]:
+        rows = "actual,predicted\n" + "neg,neg\n" * 20 + "neg,pos\n" * 4 + "pos,pos\n" * 21 + "pos,neg\n" * 3
+        write(root / "reports" / "plots" / "confusion" / f"{name}.csv", rows)
+    write(root / "reports" / "plots" / "reduce_loss.csv",
+          "model,epoch,train_loss,val_loss\nglove__ae,1,0.9,0.8\nglove__ae,2,0.7,0.65\n")
+    write(root / "reports" / "train" / "glove.json", {"method": "glove", "loss": [0.02, 0.012, 0.011]})
+    write(root / "reports" / "neighbours.json", {
+        "w2v_cbow": {"good": [["great", 0.736], ["decent", 0.732]], "bad": [["terrible", 0.761]]},
+        "glove": {"good": [["nice", 0.6]]}})
+    return Params.model_validate({"evaluate": {"probe_words": ["good", "bad"]},
+                                  "report": {"methods": ["w2v_cbow", "glove", "pretrained"], "neighbours": 2}})
+
+
+@pytest.fixture(scope="session")
+def report_inputs(tmp_path_factory) -> tuple[Params, Path]:
+    root = tmp_path_factory.mktemp("report") / "repo"
+    return write_report_inputs(root), root
+
+
+@pytest.fixture
+def report_fixture(report_inputs, tmp_path) -> tuple[Params, Path]:
+    """A private copy of the inputs (built once per session: the t-SNE maps take a few seconds)."""
+    params, root = report_inputs
+    shutil.copytree(root, tmp_path / "repo")
+    return params, tmp_path / "repo"
+
+
+def section_of(page: str, sid: str) -> str:
+    match = re.search(rf'<section id="{sid}">(.*?)</section>', page, re.S)
+    assert match, f"no section {sid}"
+    return match.group(1)
+
+
+def test_table_formats_values_and_marks_the_best():
+    out = h.table(["m", "acc"], [("a", 0.8123), ("b", 0.9), ("c", None)], best={1: "max"})
+    assert "0.8123" in out and '<td class="num best">0.9</td>' in out and "<td>–</td>" in out
+    assert "&lt;x&gt;" in h.table(["<x>"], [])
+
+
+def test_verdicts_say_who_wins_and_whether_it_beats_the_best_baseline():
+    lines = h.verdicts(CLASSIFY["models"], SUMMARY)
+    assert len(lines) == 3
+    assert f"Overall, the winner is <b>{NEURAL}</b> (accuracy 0.8456), which beats the best baseline " \
+           f"{BASELINE} (0.8123) by 0.0333." == lines[0]
+    assert "On imdb" in lines[1] and "beats the best baseline" in lines[1]
+    assert lines[2].startswith(f"On rotten_tomatoes, the winner is <b>{BASELINE}</b>") and "no neural model beats" in lines[2]
+    worse = dict(SUMMARY, winner={"overall": "docvec@d2v_dm"})
+    assert "does not beat the best baseline" in h.verdicts(CLASSIFY["models"], worse)[0]
+
+
+def test_classifier_table_holds_every_model_and_per_source_accuracy():
+    out = h.classifiers_section(CLASSIFY, SUMMARY)
+    for value in ("0.8456", "0.8123", "0.9012", "0.7711", "12,345", NEURAL, "docvec@d2v_dm"):
+        assert value in out
+    assert out.index(NEURAL) < out.index("docvec@d2v_dm")  # sorted by accuracy
+    assert "not available: reports/metrics/classify.json" in h.classifiers_section(
+        None, None, ["reports/metrics/classify.json"])
+
+
+def test_confusion_counts_and_table():
+    frame = pd.DataFrame({"actual": ["neg", "neg", "pos"], "predicted": ["neg", "pos", "pos"]})
+    labels, counts = confusion_counts(frame, ["neg", "pos"])
+    assert labels == ["neg", "pos"] and counts == {("neg", "neg"): 1, ("neg", "pos"): 1, ("pos", "pos"): 1}
+    out = h.confusion_table("m", labels, counts)
+    assert "actual neg" in out and "pred. pos" in out and "(50.0%)" in out and "(100.0%)" in out
+
+
+def test_confusion_models_default_to_winners_and_best_baseline():
+    params = Params().report
+    assert confusion_models(params, SUMMARY) == [NEURAL, BASELINE]
+    assert confusion_models(params, None) == []
+
+
+def test_neighbours_and_attention_sections():
+    out = h.neighbours_section({"w2v_cbow": {"good": [["great", 0.7], ["fine", 0.6]]}}, ["good", "zzz"],
+                               ["w2v_cbow", "glove"], 1)
+    assert "great" in out and "fine" not in out and "(not in vocabulary)" in out and "<th>glove</th>" not in out
+    att = h.attention_section([{"model": "m", "doc_id": 1, "label": "pos", "predicted": "neg",
+                                "tokens": ["dull", "<i>"], "weights": [0.5, 1.0]}])
+    assert "rgba(255,140,0,0.500)" in att and "&lt;i&gt;" in att and "misclassified" in att
+
+
+def test_page_has_every_section_and_no_external_reference(report_fixture):
+    params, root = report_fixture
+    page, words, docs, labels = build(params.report, params.evaluate.probe_words, root)
+    for sid in h.SECTIONS:
+        assert f'<section id="{sid}">' in page
+    assert page.count(plotly_js()) == 1  # plotly.js inline once; its bundle names URLs it never fetches here
+    assert not re.search(r'<script[^>]+src=|<link[^>]+href="(?!data:)|<img|https?://', page.replace(plotly_js(), ""))
+    assert "not available: " not in page.replace(plotly_js(), "")
+    assert "0.8456" in section_of(page, "classifiers") and "0.1691" in section_of(page, "reduction")
+    assert "zombie gore" in section_of(page, "reduction")
+    assert "great, decent" in section_of(page, "neighbours")
+    assert "(not in vocabulary)" in section_of(page, "neighbours")  # 'bad' has no glove neighbours
+    assert f"{NEURAL}" in section_of(page, "confusion") and "(83.3%)" in section_of(page, "confusion")
+    tsne = section_of(page, "tsne")
+    assert tsne.count('class="plotly-graph-div"') == 4 and "misclassified by" in tsne
+    assert "predicted neg" in tsne and "Doc 5" in tsne and "frequency rank 1" in tsne  # hover texts
+    assert "curve-classify-loss" in section_of(page, "curves")
+    assert "&lt;b&gt;film" in section_of(page, "attention")
+    assert labels == ["neg", "pos"] and set(words["method"]) == {"w2v_cbow", "glove__ae"}
+
+
+def test_missing_classifier_outputs_render_as_notes(report_fixture):
+    params, root = report_fixture
+    for rel in ("reports/metrics/classify.json", "reports/classify/summary.json", "reports/classify/attention.json"):
+        (root / rel).unlink()
+    page, *_ = build(params.report, params.evaluate.probe_words, root)
+    assert "not available: reports/metrics/classify.json" in section_of(page, "classifiers")
+    assert "not available: reports/classify/summary.json" in section_of(page, "confusion")
+    assert "not available: reports/classify/attention.json" in section_of(page, "attention")
+    assert "0.1691" in section_of(page, "reduction")  # the rest still renders
+
+
+def test_unknown_method_or_model_in_params_is_an_error(report_fixture):
+    params, root = report_fixture
+    bad = params.model_copy(update={"report": params.report.model_copy(update={"methods": ["w2v_cbow", "bert"]})})
+    with pytest.raises(StageError, match=r"report\.methods: unknown method 'bert'"):
+        build(bad.report, [], root)
+    bad = params.report.model_copy(update={"confusion_models": ["nope"]})
+    with pytest.raises(StageError, match=r"report\.confusion_models: unknown model 'nope'"):
+        build(bad, [], root)
+    bad = params.report.model_copy(update={"attention_model": BASELINE})
+    with pytest.raises(StageError, match="has no attention weights"):
+        build(bad, [], root)
+
+
+def test_run_writes_the_page_and_one_png_per_map(report_fixture, tmp_path):
+    params, root = report_fixture
+    index, figures = tmp_path / "out" / "index.html", tmp_path / "out" / "figures"
+    pngs = run(params, root=root, index=index, figures=figures)
+    assert index.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in pngs) == sorted(p.name for p in figures.iterdir()) == [
+        "tsne_docs_classify.png", "tsne_docs_d2v_dm.png", "tsne_words_glove__ae.png", "tsne_words_w2v_cbow.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_stage_exits_with_one_line_on_an_unknown_method(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "params.yaml").write_text("report:\n  methods: [w2v_cbow, word2vec]\n")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "stages.report"], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: params.yaml: report.methods: unknown method 'word2vec'; allowed: w2v_cbow, w2v_skipgram, glove, "
+        "fasttext, d2v_dm, d2v_dbow, pretrained or <method>__<reducer> with reducer pca|ae|dae|sae|vae"]
+    assert not (tmp_path / "reports").exists()
