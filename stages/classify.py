@@ -19,6 +19,10 @@ overall and per source); reports/classify/attention.json; reports/plots/classify
 epoch); reports/plots/confusion/<name>.csv (actual, predicted); data/classify/predictions.parquet;
 data/classify/states.parquet (each neural model's pooled states of the test documents);
 data/models/classify/<name>/ (what `nlpdag predict` loads).
+
+Under `torchrun --nproc_per_node N -m stages.classify` every rank trains the neural models together
+(DistributedDataParallel, stages/distributed.py); rank 0 alone fits the baselines, predicts, logs and
+writes every output.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from stages import baselines as bl
+from stages import distributed as dd
 from stages.errors import StageError, cli_main
 from stages.evaluate import METHODS
 from stages.io import atomic_path, read_frame, read_json, read_table, write_json, write_table
@@ -266,8 +271,9 @@ def truncate(doc: list[str], max_len: int, truncation: str) -> list[str]:
 
 
 def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyParams, seed: int,
-                 device: torch.device, log=print) -> tuple[Result, object, dict]:
-    """Train one model; returns its Result, the model and what `nlpdag predict` needs to rebuild it."""
+                 device: torch.device, log=print) -> tuple[Result | None, object, dict]:
+    """Train one model; returns its Result (None on ranks other than 0, which only help train), the
+    model and what `nlpdag predict` needs to rebuild it."""
     from stages.rnn import RNNClassifier, RNNConfig
     from stages.seqtrain import Trainer, TrainConfig, encode_docs, predict, pretrain_encoder
 
@@ -300,6 +306,10 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
     trainer = Trainer(model, train_config).fit([seqs[train_idx[i]] for i in fit], data.y[train_idx[fit]],
                                                [seqs[train_idx[i]] for i in val], data.y[train_idx[val]])
     seconds = time.perf_counter() - start
+    saved = {"spec": spec, "words": words, "vocab_hash": vocab_hash(words), "labels": data.labels,
+             "max_len": params.max_len, "truncation": params.truncation}
+    if not dd.is_main():
+        return None, model, saved
     test_idx = np.flatnonzero(data.test)
     out = predict(model, [seqs[i] for i in test_idx], device=str(device), with_states=True,
                   with_attention=parts["pooling"] == "attention")
@@ -307,8 +317,6 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
     extra = {"history": trainer.history_, "tokens_per_second": trainer.tokens_per_second_,
              "best_epoch": trainer.best_epoch_, "states": out["states"], "attention": out.get("attention"),
              "pretrain_history": pretrain_history}
-    saved = {"spec": spec, "words": words, "vocab_hash": vocab_hash(words), "labels": data.labels,
-             "max_len": params.max_len, "truncation": params.truncation}
     return Result(spec, "neural", np.asarray(out["proba"]), seconds, extra), model, saved
 
 
@@ -440,6 +448,8 @@ def run(params: Params, log=print) -> dict:
     from stages.autoencoders import resolve_device
 
     p = params.classify
+    if not dd.is_main():
+        log = lambda *args, **kwargs: None  # noqa: E731 - one voice in the log
     for spec in p.models:
         check_embedding(parse_spec(spec)["embedding"])
     for method in p.baseline_methods:
@@ -448,18 +458,21 @@ def run(params: Params, log=print) -> dict:
     data = load_dataset()
     if data.train.sum() == 0 or data.test.sum() == 0:
         raise StageError(f"{CORPUS}: needs documents in both the train and the test split")
-    results = run_baselines(data, p, params.seed, log)
+    results = run_baselines(data, p, params.seed, log) if dd.is_main() else []
     vocab = read_frame(VOCAB, columns=["token"])["token"].tolist()
     models = {}
     for spec in p.models:
         result, model, saved = train_neural(spec, data, vocab, p, params.seed, device, log)
+        if result is None:
+            continue
         saved["tokenise"] = params.tokenise.model_dump()
         models[spec] = (model, saved, None)
         results.append(result)
         acc = float((result.proba.argmax(1) == data.y[data.test]).mean())
         log(f"classify: {spec}: accuracy {acc:.4f} ({result.seconds:.1f} s, "
             f"{result.extra['tokens_per_second']:.0f} tokens/s)")
-    summary = write_outputs(results, models, data, p, params.seed)
+    # The broadcast also holds the other ranks until rank 0 has written everything.
+    summary = dd.broadcast(write_outputs(results, models, data, p, params.seed) if dd.is_main() else None)
     for key, name in summary["winner"].items():
         log(f"classify: winner {key}: {name} (best baseline: {summary['best_baseline'][key]})")
     return summary
@@ -467,7 +480,8 @@ def run(params: Params, log=print) -> dict:
 
 @cli_main
 def main() -> None:
-    run(load_params())
+    with dd.setup():
+        run(load_params())
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@
   the same weights as an uninterrupted one. The validation split is the caller's: `fit` takes it (see
   `validation_split`); without one it trains all epochs and keeps the last weights. Callbacks follow
   stages/autoencoders.py: objects with optional on_batch_end / on_epoch_end / on_train_end(trainer).
+  Under torchrun: DistributedDataParallel, each rank training on its slice of every global batch
+  (stages/distributed.py); rank 0 alone writes the checkpoint, and sends it to the others on resume.
 - `predict`, `save_checkpoint` / `load_checkpoint`, and `pretrain_encoder` (language-model or sequence
   auto-encoder pre-training of the embedding and recurrent layers, Dai & Le 2015).
 """
@@ -30,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stages import distributed as dd
 from stages.autoencoders import resolve_device
 from stages.errors import StageError
 from stages.io import atomic_path
@@ -193,7 +196,7 @@ def evaluate(model: RNNClassifier, seqs: Sequence[np.ndarray], labels: Sequence[
 class Trainer:
     def __init__(self, model: RNNClassifier, config: TrainConfig, callbacks: Sequence[object] = ()):
         self.model, self.config = model, config
-        self.callbacks = list(callbacks) + ([Progress()] if config.verbose else [])
+        self.callbacks = list(callbacks) + ([Progress()] if config.verbose and dd.is_main() else [])
         # per epoch: epoch, train_loss / train_accuracy (training mode, over the epoch's batches),
         # val_loss / val_accuracy (eval mode, after the epoch; NaN without validation data), seconds (the
         # whole epoch, validation included), tokens_per_second (real tokens / training-loop seconds)
@@ -220,13 +223,12 @@ class Trainer:
                 "stop": self.stop, "done": done, "extra": {"name": self.config.name}}
 
     def save(self, done: bool = False) -> None:
-        if self.config.checkpoint:
+        if self.config.checkpoint and dd.is_main():
             with atomic_path(self.config.checkpoint) as tmp:
                 torch.save(self.state(done), tmp)
 
-    def resume(self, path: Path) -> bool:
-        """Load a checkpoint of this run; True when it had finished."""
-        state = read_checkpoint(path)
+    def resume(self, path: Path, state: dict) -> bool:
+        """Load a checkpoint (`state`, read from `path`) of this run; True when it had finished."""
         try:
             self.model.load_state_dict(state["state_dict"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -246,7 +248,7 @@ class Trainer:
             val_seqs: Sequence[np.ndarray] | None = None, y_val: Sequence[int] | np.ndarray | None = None
             ) -> "Trainer":
         cfg, model = self.config, self.model
-        device = resolve_device(cfg.device, DEVICE_PARAM)
+        device = dd.local_device(resolve_device(cfg.device, DEVICE_PARAM))
         use_amp = cfg.amp and device.type == "cuda"
         torch.manual_seed(cfg.seed)  # dropout draws from the global generator
         model.to(device)
@@ -256,8 +258,12 @@ class Trainer:
         self.best_loss, self.best_state, self.wait = math.inf, None, 0
         has_val = val_seqs is not None and len(val_seqs) > 0
         done = False
-        if cfg.checkpoint and Path(cfg.checkpoint).exists():
-            done = self.resume(Path(cfg.checkpoint))
+        path = Path(cfg.checkpoint) if cfg.checkpoint else None
+        # Rank 0 reads the checkpoint and sends it: the other ranks may not share its disk.
+        state = dd.broadcast(read_checkpoint(path) if path and dd.is_main() and path.exists() else None)
+        if state is not None:
+            done = self.resume(path, state)
+        net = dd.wrap(model, device)  # after resuming: DDP starts every rank from rank 0's weights
         batches = Batches(train_seqs, y_train, cfg.batch_size, shuffle=True, seed=cfg.seed)
         params = [p for p in model.parameters() if p.requires_grad]
         max_norm = cfg.clip if cfg.clip > 0 else math.inf
@@ -267,29 +273,37 @@ class Trainer:
             start = time.perf_counter()
             model.train()
             batches.set_epoch(self.epoch)
+            if dd.is_distributed():
+                torch.manual_seed(dd.rank_seed(cfg.seed, self.epoch))
             loss_sum, correct, norms = torch.zeros((), device=device), torch.zeros((), device=device), []
             tokens = 0
-            for ids, lengths, y, _ in batches:
-                tokens += int(lengths.sum())  # real tokens, counted on the CPU copy
+            for index in batches.order():
+                index, weight = dd.shard(index)  # the whole batch at weight 1 in a single process
+                ids, lengths, y, _ = batches.collate(index)
+                keep = weight > 0
+                tokens += int(lengths.sum()) * keep  # real tokens, counted on the CPU copy
                 ids, lengths, y = ids.to(device, non_blocking=True), lengths.to(device), y.to(device)
                 self.optimizer.zero_grad(set_to_none=True)
                 with autocast(device, use_amp):
-                    logits = model(ids, lengths)
+                    logits = net(ids, lengths)
                 loss = F.cross_entropy(logits.float(), y)
-                self.scaler.scale(loss).backward()
+                self.scaler.scale(loss if weight == 1.0 else loss * weight).backward()  # DDP: grads averaged
                 self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
                 norms.append(torch.nn.utils.clip_grad_norm_(params, max_norm))  # the norm before clipping
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
-                loss_sum += loss.detach() * len(y)
-                correct += (logits.detach().argmax(1) == y).sum()
+                loss_sum += loss.detach() * (len(y) * keep)
+                correct += (logits.detach().argmax(1) == y).sum() * keep
                 self.trigger("on_batch_end")
             train_seconds = time.perf_counter() - start
             self.grad_norms_.extend(torch.stack(norms).float().cpu().tolist())
+            if dd.is_distributed():
+                loss_sum, correct, tokens = dd.sum_over_ranks([loss_sum, correct, tokens], device)
+                tokens = int(tokens)
             n = len(train_seqs)
             self.train_loss, self.train_accuracy = float(loss_sum) / n, float(correct) / n
-            self.val_loss, self.val_accuracy = (evaluate(model, val_seqs, y_val, device=device) if has_val
-                                                else (math.nan, math.nan))
+            self.val_loss, self.val_accuracy = (dd.sharded_mean(evaluate, model, val_seqs, y_val, device)
+                                                if has_val else (math.nan, math.nan))
             total_tokens, total_seconds = total_tokens + tokens, total_seconds + train_seconds
             self.history_.append({"epoch": self.epoch, "train_loss": self.train_loss, "val_loss": self.val_loss,
                                   "train_accuracy": self.train_accuracy, "val_accuracy": self.val_accuracy,
