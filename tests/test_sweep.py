@@ -1,0 +1,320 @@
+"""`nlpdag sweep`: grids, preflight errors, and a 2x2 sweep on two Prefect workers, on 127.0.0.1 only.
+
+The end-to-end test builds the whole distributed setup locally: a Prefect server on a free port
+with a temporary home, a bare git repository as the git remote, a folder as the DVC remote, two
+`nlpdag worker` processes; one of them is stopped (SIGTERM) mid-run and its point is rescheduled
+and run by the other. Every process it starts is stopped by its PID at the end.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, clone_repo, copy_repo, run, run_env
+from flows.grid import (GridError, grid_points, load_grid_file, parse_set_options, set_args, split_values,
+                        validate_points)
+from flows.submit import point_names
+
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_set_options_parse_like_dvc_and_product_in_order():
+    grid = parse_set_options(["topics.n_topics=3,4", "reduce.reducers=[pca,ae],[vae]", "bow.C=0.5"])
+    assert grid == {"topics.n_topics": [3, 4], "reduce.reducers": [["pca", "ae"], ["vae"]], "bow.C": [0.5]}
+    points = grid_points(grid)
+    assert [p["topics.n_topics"] for p in points] == [3, 3, 4, 4]  # the first key varies slowest
+    assert set_args(points[0]) == ["-S", "topics.n_topics=3", "-S", "reduce.reducers=[pca, ae]", "-S", "bow.C=0.5"]
+    assert split_values("a, [b,c] ,{d: 1, e: 2}") == ["a", "[b,c]", "{d: 1, e: 2}"]
+    assert point_names("sweep-x", 2) == ["sweep-x-01", "sweep-x-02"]
+    validate_points(PARAMS, points)
+
+
+def test_grid_file_nested_or_dotted(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text("topics:\n  n_topics: [3, 4]\nreport.neighbours: 5\n")
+    assert load_grid_file(path) == {"topics.n_topics": [3, 4], "report.neighbours": [5]}
+    with pytest.raises(GridError, match="grid file not found"):
+        load_grid_file(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("option, message", [
+    ("bow.D=1", "sweep grid: bow.D: unknown key; allowed: ngram_max, min_df, sublinear_tf, C"),
+    ("bo.C=1", "bo.C: unknown key (bo is not a parameter group)"),
+    ("bow.C=1,-1", "sweep grid: bow.C: Input should be greater than 0 (got -1)"),
+    ("bow.C", "-S 'bow.C': expected key=value[,value...]"),
+])
+def test_bad_grid_is_one_line(option, message):
+    with pytest.raises(GridError) as err:
+        validate_points(PARAMS, grid_points(parse_set_options([option])))
+    assert str(err.value) == message
+
+
+def test_default_dvc_remote_and_targets():
+    from flows.submit import SweepError, check_targets, default_dvc_remote
+
+    config = "[core]\n    remote = shared\n['remote \"shared\"']\n    url = /tmp/store\n"
+    assert default_dvc_remote(config) == "shared"
+    assert default_dvc_remote("[core]\n    autostage = true\n") is None
+    assert default_dvc_remote("[core]\n    remote = gone\n") is None  # named, never defined
+    spec = {"stages": {"topics": {}, "w2v": {"foreach": ["cbow"]}}}
+    check_targets(spec, ["topics", "w2v@cbow"])
+    with pytest.raises(SweepError, match="--target topic: no such stage in dvc.yaml"):
+        check_targets(spec, ["topic"])
+
+
+def test_run_cache_outputs_lists_file_objects(tmp_path):
+    from flows.sweep import run_cache_outputs
+
+    entry = tmp_path / ".dvc/cache/runs/ab/abcd/ef01"
+    entry.parent.mkdir(parents=True)
+    entry.write_text(yaml.safe_dump({"cmd": "x", "outs": [
+        {"path": "data/topics.parquet", "hash": "md5", "md5": "1" * 32},
+        {"path": "data/bow", "hash": "md5", "md5": "2" * 32 + ".dir"},  # a directory: pushed by DVC itself
+        {"path": "reports/metrics/topics.json", "hash": "md5", "md5": "3" * 32}]}))
+    assert run_cache_outputs(tmp_path) == {"1" * 32, "3" * 32}
+
+
+# ---- the command line, before any server is involved -------------------------------------------
+
+@pytest.fixture(scope="module")
+def pushed_repo(tmp_path_factory) -> dict:
+    """A committed copy of the project (no outputs) pushed to a bare git remote, with a DVC remote."""
+    base = tmp_path_factory.mktemp("pushed")
+    repo = copy_repo(base / "repo")
+    run(["git", "init", "-q", "--bare", str(base / "remote.git")], base)
+    run(["git", "remote", "add", "origin", str(base / "remote.git")], repo)
+    run(["dvc", "remote", "add", "-d", "shared", str(base / "dvcstore")], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "project"], repo)
+    run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], repo)
+    run(["git", "fetch", "-q", "origin"], repo)
+    return {"repo": repo, "remote": base / "remote.git"}
+
+
+def sweep_cli(repo: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return run(["nlpdag", "sweep", "--repo", str(repo), *args], repo, env=env or run_env(), check=False)
+
+
+def remote_refs(remote: Path) -> str:
+    return run(["git", "for-each-ref"], remote).stdout
+
+
+def test_unknown_grid_key_exits_2_before_anything(pushed_repo, tmp_path):
+    env = {**run_env(), "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # never reached
+    proc = sweep_cli(pushed_repo["repo"], "-S", "topics.n_topic=3,4", env=env)
+    assert proc.returncode == 2
+    from stages.params import TopicsParams
+    assert proc.stderr.strip() == ("error: sweep grid: topics.n_topic: unknown key; allowed: "
+                                   + ", ".join(TopicsParams.model_fields))
+    assert len(proc.stderr.strip().splitlines()) == 1
+    proc = sweep_cli(pushed_repo["repo"], env=env)
+    assert (proc.returncode, proc.stderr.strip()) == (2, "error: nothing to sweep: give -S key=v1,v2 or --grid FILE")
+
+
+def test_missing_dvc_remote_or_unpushed_commit_is_one_line(pushed_repo, tmp_path):
+    repo = clone_repo(pushed_repo["repo"], tmp_path / "repo")
+    env = {**run_env(), "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    run(["dvc", "remote", "remove", "shared"], repo)
+    run(["git", "commit", "-qam", "no DVC remote"], repo)
+    run(["git", "push", "-q", "origin", "HEAD:refs/heads/nodvc"], repo)
+    proc = sweep_cli(repo, "-S", "topics.n_topics=3,4", env=env)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("error: no default DVC remote in .dvc/config"), proc.stderr
+    run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "store")], repo)
+    run(["git", "commit", "-qam", "a DVC remote, not pushed"], repo)
+    proc = sweep_cli(repo, "-S", "topics.n_topics=3,4", env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("is not on git remote origin: git push origin first"), proc.stderr
+    run(["git", "push", "-q", "origin", "HEAD:refs/heads/nodvc"], repo)
+    proc = sweep_cli(repo, "-S", "topics.n_topics=3,4", env=env)  # now only the server is missing
+    assert (proc.returncode, proc.stderr.strip()) == (
+        2, "error: no Prefect server answers at http://127.0.0.1:9/api (is it running? is PREFECT_API_URL right?)")
+    assert "sweep-" not in remote_refs(pushed_repo["remote"])
+
+
+def test_worker_needs_a_server_and_children_are_read_from_proc(tmp_path):
+    env = {**run_env(), "PREFECT_API_URL": "http://127.0.0.1:9/api", "PREFECT_HOME": str(tmp_path)}
+    proc = run(["nlpdag", "worker", "--repo", str(ROOT)], tmp_path, env=env, check=False)
+    assert (proc.returncode, proc.stderr.strip()) == (
+        2, "error: no Prefect server answers at http://127.0.0.1:9/api (is it running? is PREFECT_API_URL right?)")
+    from flows.worker import alive, children
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert child.pid in children(os.getpid()) and alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not alive(child.pid)
+
+
+# ---- end to end: a Prefect server, two workers, a bare git remote and a folder as DVC remote ---------
+
+def api(url: str, path: str, body: dict | None = None):
+    req = urllib.request.Request(f"{url}/{path}", data=json.dumps(body or {}).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def flow_runs(url: str) -> dict[str, dict]:
+    return {r["name"]: r for r in api(url, "flow_runs/filter")}
+
+
+def online(url: str) -> list[str]:
+    try:
+        workers = api(url, "work_pools/nlpdag/workers/filter")
+    except urllib.error.HTTPError:  # the pool does not exist yet
+        return []
+    return [w["name"] for w in workers if w["status"] == "ONLINE"]
+
+
+def until(predicate, timeout: float, what: str, poll: float = 1.0, on_fail=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s\n{on_fail()}"
+        time.sleep(poll)
+    return value
+
+
+def descendants(pid: int) -> list[int]:
+    from flows.worker import children
+
+    out, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def stop_tree(proc: subprocess.Popen) -> None:
+    """End a process this test started and every process below it (engines run in their own
+    sessions), by their PIDs."""
+    pids = [proc.pid, *descendants(proc.pid)] if proc.poll() is None else descendants(proc.pid)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_sweep_on_two_workers_one_stopped_midway(small_baseline, tmp_path):
+    from flows.server import free_port, stop_pid
+
+    user = clone_repo(small_baseline, tmp_path / "user")
+    remote, store, work = tmp_path / "remote.git", tmp_path / "dvcstore", tmp_path / "work"
+    work.mkdir()
+    run(["git", "init", "-q", "--bare", str(remote)], tmp_path)
+    run(["git", "remote", "add", "origin", str(remote)], user)
+    run(["dvc", "remote", "add", "-d", "shared", str(store)], user)
+    run(["git", "commit", "-qam", "shared DVC remote"], user)
+    run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], user)
+    run(["dvc", "push", "-q", "--run-cache"], user)  # the baseline's outputs: workers pull, never recompute
+
+    home = tmp_path / "prefect"
+    env = {**run_env(), "PREFECT_HOME": str(home), "NLPDAG_SWEEP_TMP": str(work), "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    started = time.monotonic()
+    url = run(["nlpdag", "server", "start", "--repo", str(user), "--port", str(free_port())], user, env=env).stdout.strip()
+    server_pid = json.loads((home / "nlpdag-server.json").read_text())["pid"]
+    env["PREFECT_API_URL"] = url
+    workers: dict[str, subprocess.Popen] = {}
+    logs = {name: tmp_path / f"{name}.log" for name in ("w1", "w2")}
+    # Only up to `topics` (cheap); (4, 10) is the baseline's own point: restored, not recomputed.
+    grid = ["-S", "topics.n_topics=2,4", "-S", "topics.top_words=5,10", "--target", "topics"]
+    try:
+        # No worker yet: one line, exit 2, and nothing submitted.
+        proc = run(["nlpdag", "sweep", *grid], user, env=env, check=False)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert proc.stderr.startswith(f"error: no worker is polling work pool nlpdag at {url}: start one with")
+        assert api(url, "flow_runs/filter") == []
+
+        for name, log in logs.items():
+            workers[name] = subprocess.Popen(["nlpdag", "worker", "--name", name], cwd=tmp_path, env=env,
+                                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        tails = lambda: "\n".join(f"--- {n}\n{l.read_text()[-2500:]}" for n, l in logs.items())
+        until(lambda: len(online(url)) == 2, 120, "two workers online", on_fail=tails)
+        print(f"server and two workers up in {time.monotonic() - started:.1f} s")
+
+        proc = run(["nlpdag", "sweep", *grid], user, env=env)
+        names = [line.split()[0] for line in proc.stdout.splitlines()]
+        assert len(names) == 4 and all(n.startswith("sweep-") for n in names), proc.stdout
+
+        # Stop w1 (SIGTERM, as Ctrl-C, systemd or a preempted VM would) while its point runs DVC.
+        w1 = workers["w1"]
+        def w1_in_dvc():
+            pids = descendants(w1.pid)
+            return pids if any("exp run --name sweep-" in cmdline(p) for p in pids) else None
+        until(w1_in_dvc, 180, "w1 running `dvc exp run`", on_fail=tails)
+        executor = [p for p in descendants(w1.pid) if "flow-run execute" in cmdline(p)][0]
+        killed = [r for r in flow_runs(url).values() if str(r.get("infrastructure_pid", "")).endswith(str(executor))]
+        assert len(killed) == 1, flow_runs(url)
+        w1_tree = descendants(w1.pid)
+        w1.send_signal(signal.SIGTERM)
+        assert w1.wait(timeout=120) == 0
+        assert "1 running point(s) handed back to the pool" in logs["w1"].read_text()
+        from flows.worker import alive
+        assert not [p for p in w1_tree if alive(p)]  # the worker, its executor, engine and DVC: all gone
+        again = flow_runs(url)[killed[0]["name"]]
+        assert again["state_type"] in ("SCHEDULED", "PENDING", "RUNNING", "COMPLETED"), again["state_name"]
+        print(f"w1 stopped during {killed[0]['name']}: now {again['state_type']} ({again['state_name']})")
+
+        def all_final():
+            runs = flow_runs(url)
+            return runs if all(runs[n]["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+                               for n in names) else None
+        runs = until(all_final, 480, "four points final", poll=3, on_fail=tails)
+        assert {n: runs[n]["state_type"] for n in names} == {n: "COMPLETED" for n in names}, tails()
+        assert runs[killed[0]["name"]]["run_count"] == 2  # run again from the start, by w2
+        print(f"four points completed {time.monotonic() - started:.1f} s after the server started")
+
+        # Nothing is computed twice: point 01 submitted again (now with --wait) restores `topics`
+        # from the run cache the first run pushed, on whichever worker, instead of refitting it.
+        proc = run(["nlpdag", "sweep", "-S", "topics.n_topics=2", "-S", "topics.top_words=5", "--target", "topics",
+                    "--wait", "--timeout", "300"], user, env=env)
+        assert "all points done" in proc.stderr and " COMPLETED " in proc.stdout.splitlines()[-1], proc.stdout
+        repeat = proc.stdout.split()[0]
+        arts = api(url, "artifacts/filter", {"artifacts": {"key": {"any_": ["nlpdag-sweep-metrics"]}}})
+        ran = {a["description"].split("`")[1]: a["description"].rsplit("ran: ", 1)[1] for a in arts}
+        assert ran.pop(repeat) == "nothing, all cached", ran
+    finally:
+        for proc in workers.values():
+            stop_tree(proc)
+        stop_pid(server_pid)
+    assert not list(work.iterdir())  # every clone removed, the stopped one's too
+
+    # Upstream stages came from the shared DVC remote, never recomputed; the baseline's own point
+    # ran nothing at all.
+    assert sorted(ran) == names, ran
+    assert [ran[n] for n in names] == ["topics", "topics", "topics", "nothing, all cached"], ran
+
+    run(["dvc", "exp", "pull", "origin", *names], user)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], user).stdout)
+    exps = {rev.get("name") or exp.get("name"): rev["data"] for base in shown for exp in base.get("experiments") or []
+            for rev in exp.get("revs") or []}
+    assert set(names) <= set(exps), list(exps)
+    seen = set()
+    for name in names:
+        data = exps[name]
+        params = data["params"]["params.yaml"]["data"]
+        seen.add((params["topics"]["n_topics"], params["topics"]["top_words"]))
+        assert data["metrics"]["reports/metrics/topics.json"]["data"], name
+        assert data["metrics"]["reports/metrics/bow.json"]["data"]["models"]["tfidf_logreg"]["accuracy"] > 0.5
+    assert seen == {(2, 5), (2, 10), (4, 5), (4, 10)}
+
