@@ -69,6 +69,15 @@ def experiment_name(prefix: str, now: datetime | None = None) -> str:
     return f"{prefix}-{now:%Y%m%d-%H%M%S}"
 
 
+def experiment_rows(root: Path, name: str) -> list[dict]:
+    """The metrics table of one experiment, as `dvc exp show` in `root` reports it."""
+    shown = json.loads(dvc(root, "exp", "show", "--json") or "[]")
+    metrics = experiment_metrics(shown, name)
+    if metrics is None:
+        raise PipelineError(f"experiment {name} is missing from `dvc exp show`")
+    return metrics_rows({name: {"data": metrics}})
+
+
 def experiment_metrics(exp_show: list[dict], name: str) -> dict | None:
     """`dvc exp show --json` -> the named experiment's metrics ({file: {"data": ...}}), or None."""
     for baseline in exp_show:
@@ -101,11 +110,7 @@ def run_experiment(root: str, name: str) -> list[str]:
 @task(retries=3, retry_delay_seconds=10)
 def publish_metrics(root: str, name: str, ran: list[str]) -> int:
     """The experiment's metrics as the `nlpdag-metrics` table artifact; returns the row count."""
-    shown = json.loads(dvc(Path(root), "exp", "show", "--json") or "[]")
-    metrics = experiment_metrics(shown, name)
-    if metrics is None:
-        raise PipelineError(f"experiment {name} is missing from `dvc exp show`")
-    rows = metrics_rows({name: {"data": metrics}})
+    rows = experiment_rows(Path(root), name)
     create_table_artifact(key="nlpdag-metrics", table=rows,
                           description=f"Metrics of experiment `{name}` in {root} "
                                       f"(ran: {', '.join(ran) if ran else 'nothing, all cached'})")

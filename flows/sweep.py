@@ -9,7 +9,6 @@ Import this module only after PREFECT_API_URL is set: Prefect reads its settings
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -23,8 +22,7 @@ from prefect.artifacts import create_table_artifact
 
 from flows.dag import PipelineError, dvc, dvc_env
 from flows.grid import describe, set_args
-from flows.pipeline import metrics_rows
-from flows.serve import experiment_metrics, ran_stages
+from flows.serve import experiment_rows, ran_stages
 
 FLOW_NAME = "nlpdag-sweep-point"
 
@@ -115,11 +113,7 @@ def push_point(repo: str, name: str) -> None:
 
 @task
 def publish(repo: str, name: str, point: dict, ran: list[str]) -> dict:
-    shown = json.loads(dvc(Path(repo), "exp", "show", "--json") or "[]")
-    metrics = experiment_metrics(shown, name)
-    if metrics is None:
-        raise PipelineError(f"experiment {name} is missing from `dvc exp show`")
-    rows = metrics_rows({name: {"data": metrics}})
+    rows = experiment_rows(Path(repo), name)
     create_table_artifact(key="nlpdag-sweep-metrics", table=rows,
                           description=f"Sweep point `{name}` ({describe(point)}); ran: "
                                       f"{', '.join(ran) if ran else 'nothing, all cached'}")
