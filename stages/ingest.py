@@ -7,6 +7,7 @@ time (`ingest_chunks`), so the texts are never all in memory.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 from pathlib import Path
@@ -71,13 +72,26 @@ def read_folder(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["text", "label"])
 
 
+@contextlib.contextmanager
+def read_errors(path: Path, fmt: str) -> Iterator[None]:
+    """A malformed file as one StageError line, whichever reader (pandas, pyarrow) failed how."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise StageError(f"{path}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    except StageError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
+        raise StageError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
+
+
 def read_corpus(path: Path, fmt: str, text_column: str, label_column: str,
                 source_column: str) -> pd.DataFrame:
     """Read any supported corpus into columns text, label, source (source None when absent)."""
     if not path.exists():
         raise StageError(f"{path}: corpus file not found (data.path)")
     fmt = detect_format(path, fmt)
-    try:
+    with read_errors(path, fmt):
         if fmt == "folder":
             if not path.is_dir():
                 raise StageError(f"{path}: data.format is folder but the path is not a folder")
@@ -90,12 +104,6 @@ def read_corpus(path: Path, fmt: str, text_column: str, label_column: str,
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_json(path, lines=True, encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise StageError(f"{path}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
-    except StageError:
-        raise
-    except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
-        raise StageError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
     return _select(frame, path, text_column, label_column, source_column, 0)
 
 
@@ -144,7 +152,7 @@ def iter_corpus(path: Path, fmt: str, text_column: str, label_column: str, sourc
     if fmt == "folder" and not path.is_dir():
         raise StageError(f"{path}: data.format is folder but the path is not a folder")
     first_id = 0
-    try:
+    with read_errors(path, fmt):
         if fmt == "folder":
             frames: Iterable[pd.DataFrame] = _folder_chunks(path, chunk_docs)
             text_column, label_column = "text", "label"
@@ -162,12 +170,6 @@ def iter_corpus(path: Path, fmt: str, text_column: str, label_column: str, sourc
         for frame in frames:
             yield _select(frame, path, text_column, label_column, source_column, first_id)
             first_id += len(frame)
-    except UnicodeDecodeError as exc:
-        raise StageError(f"{path}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
-    except StageError:
-        raise
-    except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
-        raise StageError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
     if first_id == 0 and fmt == "folder":
         raise StageError(f"{path}: no <label>/*.txt files found in the folder")
 
