@@ -9,20 +9,13 @@ from typing import Optional
 
 import typer
 
+from flows import cli_sweep
+from flows.cliutil import fail as _fail
+from flows.cliutil import find_checkout as _root
+from flows.cliutil import quiet_prefect as _quiet_prefect
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="nlpdag: a DVC + Prefect pipeline of classic NLP representations.")
-
-
-def _quiet_prefect(root: Path) -> None:
-    """Offline defaults, set before Prefect is imported; a user's own settings win."""
-    os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY", "false")
-    os.environ.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    # A fresh SQLite database takes ~10-20 s to migrate on 2 cores; Prefect's default waits 20 s.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 
 @app.command()
@@ -158,20 +151,6 @@ def predict(
         typer.echo(f"{row['label']}\t{row['confidence']:.3f}\t{dist}\t{snippet}")
 
 
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _root(repo: Optional[Path]) -> Path:
-    from flows.dag import PipelineError, find_root
-
-    try:
-        return find_root(repo)
-    except PipelineError as exc:
-        _fail(str(exc))
-
-
 @app.command()
 def compare(
     revs: Optional[list[str]] = typer.Argument(None, help="Git revisions or experiment names (default: the "
@@ -238,101 +217,8 @@ def serve(
     serve_flow(root, name, cron=cron, interval=interval, prefix=prefix)
 
 
-def _sweep_server(root: Path) -> str:
-    """The API URL workers and `nlpdag sweep` share: PREFECT_API_URL, else the checkout's own server."""
-    from flows.server import healthy, plan
-
-    _quiet_prefect(root)
-    server = plan(root)
-    if not server.external and not server.pid:
-        _fail("no Prefect server: set PREFECT_API_URL to the one your workers poll, "
-              "or start one with `nlpdag server start`")
-    if not healthy(server.api_url):
-        _fail(f"no Prefect server answers at {server.api_url} (is it running? is PREFECT_API_URL right?)")
-    os.environ["PREFECT_API_URL"] = server.api_url  # before Prefect's first import
-    return server.api_url
-
-
-@app.command()
-def sweep(
-    set_param: Optional[list[str]] = typer.Option(None, "--set-param", "-S",
-                                                  help="A swept parameter: key=v1,v2 (as `dvc exp run -S`); repeat."),
-    grid_file: Optional[Path] = typer.Option(None, "--grid", help="Or a YAML file: {key: [values]}."),
-    target: Optional[list[str]] = typer.Option(None, "--target", "-t",
-                                               help="Run each point only up to this stage (repeat; default: all)."),
-    pool: str = typer.Option("nlpdag", help="The Prefect work pool the workers poll."),
-    git_remote: str = typer.Option("origin", help="The git remote workers clone from and push experiments to."),
-    worker_check: bool = typer.Option(True, "--worker-check/--no-worker-check",
-                                      help="Refuse to submit when no worker polls the pool."),
-    wait: bool = typer.Option(False, "--wait", help="Wait for every point and print their states."),
-    timeout: float = typer.Option(6 * 3600, min=1, help="With --wait: give up after so many seconds."),
-    repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout."),
-) -> None:
-    """Submit one Prefect flow run per grid point; workers run each as a DVC experiment and push it."""
-    from flows.grid import GridError, grid_points, load_grid_file, parse_set_options
-    from flows.submit import SweepError, check_repo, experiment_prefix
-
-    root = _root(repo)
-    try:
-        grid = parse_set_options(set_param or [])
-        if grid_file is not None:
-            for key, values in load_grid_file(grid_file).items():
-                if key in grid:
-                    raise GridError(f"{key}: in both --grid and -S")
-                grid[key] = values
-        if not grid:
-            raise GridError("nothing to sweep: give -S key=v1,v2 or --grid FILE")
-        points = grid_points(grid)
-        dest = check_repo(root, git_remote, points, target or [])
-    except (GridError, SweepError) as exc:
-        _fail(str(exc))
-    url = _sweep_server(root)
-    from prefect.client.orchestration import get_client
-
-    from flows import submit as sub
-
-    with get_client(sync_client=True) as client:
-        workers = sub.online_workers(client, pool)
-        if worker_check and not workers:
-            _fail(f"no worker is polling work pool {pool} at {url}: start one with `nlpdag worker --pool {pool}` "
-                  "(or pass --no-worker-check to queue the points anyway)")
-        sub.ensure_pool(client, pool)
-        deployment_id = sub.ensure_deployment(client, pool)
-        prefix = experiment_prefix()
-        runs = sub.submit(client, deployment_id, dest, prefix, points, target or [])
-        typer.echo(f"nlpdag: {len(runs)} points of commit {dest.rev[:10]} submitted to pool {pool} "
-                   f"({len(workers)} worker(s) online); experiments {prefix}-NN", err=True)
-        typer.echo(sub.table(runs))
-        if not wait:
-            typer.echo(f"nlpdag: then `dvc exp pull {git_remote} <names>` and `dvc exp show`", err=True)
-            return
-        ok = sub.wait(client, runs, timeout, say=lambda line: typer.echo(f"nlpdag: {line}", err=True))
-    typer.echo(sub.table(runs))
-    if not ok:
-        _fail(f"{sum(r.state != 'COMPLETED' for r in runs)} of {len(runs)} points did not complete", 1)
-    typer.echo(f"nlpdag: all points done: `dvc exp pull {git_remote} {' '.join(r.name for r in runs)}`", err=True)
-
-
-@app.command()
-def worker(
-    pool: str = typer.Option("nlpdag", help="The work pool to poll."),
-    limit: int = typer.Option(1, min=1, help="Points run at once by this worker."),
-    name: Optional[str] = typer.Option(None, help="The worker's name (default: Prefect's)."),
-    repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout (for its PREFECT_HOME and server)."),
-) -> None:
-    """`prefect worker start --pool nlpdag --type process`; on SIGTERM/Ctrl-C its running points go back
-    to the pool for another worker."""
-    root = _root(repo)
-    _sweep_server(root)
-    # The deployment's command is `prefect flow-run execute`: this venv's, whatever the PATH.
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
-    exe = Path(sys.executable).with_name("prefect")
-    args = [str(exe) if exe.exists() else "prefect", "worker", "start", "--pool", pool, "--type", "process",
-            "--limit", str(limit)] + (["--name", name] if name else [])
-    from flows.worker import supervise
-
-    raise typer.Exit(supervise(args, dict(os.environ)))
-
+for command in (cli_sweep.sweep, cli_sweep.resubmit, cli_sweep.worker):
+    app.command()(command)
 
 server_app = typer.Typer(no_args_is_help=True, help="The local Prefect server that scheduled runs need.")
 app.add_typer(server_app, name="server")

@@ -6,6 +6,7 @@ nothing behind on any remote. Prefect is imported only after the checks that nee
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -21,11 +22,28 @@ DEPLOYMENT = "sweep"
 ENTRYPOINT = "flows.sweep.sweep_point"  # a module path: any worker with nlpdag installed can load it
 
 
-# `prefect flow-run execute` (not the process worker's default `python -m prefect.engine`) is the
-# runner that honours the SIGTERM behaviour: a worker stopped with SIGTERM (Ctrl-C, systemd, a
-# preempted VM) puts its point back in the pool as SCHEDULED, and another worker runs it.
-JOB_VARIABLES = {"command": "prefect flow-run execute",
-                 "env": {"PREFECT_FLOW_RUN_EXECUTE_SIGTERM_BEHAVIOR": "reschedule"}}
+UNRESPONSIVE = "nlpdag sweep: crash unresponsive points"
+HEARTBEAT_ENV = "NLPDAG_SWEEP_HEARTBEAT"
+MISSED_HEARTBEATS = 3  # silent this many heartbeats: the point's worker is gone
+
+
+def job_variables(heartbeat: int) -> dict:
+    """The deployment's job variables. `prefect flow-run execute` (not the process worker's default
+    `python -m prefect.engine`) is the runner that honours the SIGTERM behaviour: a worker stopped
+    with SIGTERM (Ctrl-C, systemd, a preempted VM) puts its point back in the pool as SCHEDULED,
+    and another worker runs it. The heartbeat feeds the automation of `ensure_unresponsive_automation`."""
+    return {"command": "prefect flow-run execute",
+            "env": {"PREFECT_FLOW_RUN_EXECUTE_SIGTERM_BEHAVIOR": "reschedule",
+                    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat)}}
+
+
+def heartbeat_seconds() -> int:
+    """Seconds between a running point's heartbeats: $NLPDAG_SWEEP_HEARTBEAT, default 60 (Prefect's
+    floor is 30)."""
+    value = os.environ.get(HEARTBEAT_ENV, "60")
+    if not value.isdigit() or int(value) < 30:
+        raise SweepError(f"{HEARTBEAT_ENV}={value!r}: expected whole seconds, at least 30")
+    return int(value)
 
 
 class SweepError(RuntimeError):
@@ -146,7 +164,7 @@ def ensure_pool(client, pool: str) -> None:
             pass
 
 
-def ensure_deployment(client, pool: str):
+def ensure_deployment(client, pool: str, heartbeat: int = 60):
     """Create or update the sweep deployment (idempotent: keyed by flow and deployment name)."""
     from prefect.utilities.callables import parameter_schema
 
@@ -157,7 +175,67 @@ def ensure_deployment(client, pool: str):
         flow_id=flow_id, name=DEPLOYMENT, work_pool_name=pool, entrypoint=ENTRYPOINT,
         parameter_openapi_schema=parameter_schema(sweep_point).model_dump_for_openapi(),
         description="One nlpdag sweep point: clone, dvc exp run, dvc exp push (see `nlpdag sweep`)",
-        tags=["nlpdag", "sweep"], job_variables=JOB_VARIABLES)
+        tags=["nlpdag", "sweep"], job_variables=job_variables(heartbeat))
+
+
+def ensure_unresponsive_automation(client, deployment_id, heartbeat: int) -> None:
+    """A point whose worker died without a word (SIGKILL, a lost machine) would stay RUNNING for good:
+    Prefect's answer (docs, "detect zombie flows") is an automation that marks a flow run CRASHED
+    when its heartbeats stop. This one watches the sweep deployment's runs only; `nlpdag resubmit`
+    puts crashed points back in the pool. Created or updated, one per server."""
+    from datetime import timedelta
+
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    silence = MISSED_HEARTBEATS * heartbeat
+    automation = AutomationCore(
+        name=UNRESPONSIVE,
+        description="Marks a sweep point CRASHED when its worker stops sending heartbeats (nlpdag sweep)",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.*"},  # any later event of the run: a heartbeat or a new state
+            match=ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
+            match_related=ResourceSpecification({"prefect.resource.role": "deployment",
+                                                 "prefect.resource.id": f"prefect.deployment.{deployment_id}"}),
+            for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
+            within=timedelta(seconds=silence)),
+        actions=[ChangeFlowRunState(
+            state=StateType.CRASHED,
+            message=f"no heartbeat for {silence} s: its worker is gone (`nlpdag resubmit` runs it again)")])
+    existing = client.read_automations_by_name(UNRESPONSIVE)
+    if existing:
+        client.update_automation(existing[0].id, automation)
+    else:
+        client.create_automation(automation)
+
+
+def crashed_points(client, deployment_id, names: list[str]) -> list[Submitted]:
+    """The sweep deployment's CRASHED flow runs, those named in `names` (a name or a sweep prefix) or all."""
+    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
+                                                FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+
+    runs = client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED]))))
+    chosen = [r for r in runs if not names or any(r.name == n or r.name.startswith(n + "-") for n in names)]
+    return [Submitted(r.name, r.parameters.get("params") or {}, str(r.id), "CRASHED")
+            for r in sorted(chosen, key=lambda r: r.name)]
+
+
+def resubmit(client, runs: list[Submitted]) -> None:
+    """Back in the pool: SCHEDULED now (forced: Prefect refuses a crashed run's way back otherwise);
+    a worker runs the point again from a fresh clone, and its run count goes up by one."""
+    from uuid import UUID
+
+    from prefect.states import Scheduled
+
+    for run in runs:
+        client.set_flow_run_state(UUID(run.flow_run_id), Scheduled(name="Resubmitted"), force=True)
+        run.state = "SCHEDULED"
 
 
 def submit(client, deployment_id, target: Target, prefix: str, points: list[dict],

@@ -28,15 +28,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import torch
 from sklearn.model_selection import train_test_split
 
@@ -44,9 +41,10 @@ from stages import baselines as bl
 from stages import distributed as dd
 from stages.errors import StageError, cli_main
 from stages.evaluate import METHODS
-from stages.io import atomic_path, read_frame, read_json, read_table, write_json, write_table
+from stages.io import read_frame, read_json, read_table
 from stages.params import MODEL_SPEC, ClassifyParams, Params, load_params
-from stages.scores import classification_metrics
+from stages.classify_outputs import (ATTENTION, CONFUSION_DIR, CURVES_DIR, METRICS,  # noqa: F401 (re-exported)
+                                     MODELS_DIR, PREDICTIONS, STATES, SUMMARY, truncate, write_outputs)
 from stages.vectors import EMBEDDINGS_DIR, read_vectors
 
 CORPUS = "data/corpus.parquet"
@@ -57,14 +55,6 @@ BOW_METRICS = "reports/metrics/bow.json"
 BOW_PREDICTIONS = "data/bow/predictions.parquet"
 DOCVECS_DIR = Path("data/docvecs")
 REDUCED_DIR = Path("data/reduced")
-METRICS = "reports/metrics/classify.json"
-SUMMARY = "reports/classify/summary.json"
-ATTENTION = "reports/classify/attention.json"
-CURVES_DIR = Path("reports/plots/classify")
-CONFUSION_DIR = Path("reports/plots/confusion")
-PREDICTIONS = "data/classify/predictions.parquet"
-STATES = "data/classify/states.parquet"
-MODELS_DIR = Path("data/models/classify")
 # Outside DVC's outputs, which DVC deletes before a stage runs: an interrupted run resumes from here.
 CHECKPOINTS = Path(".nlpdag/checkpoints/classify")
 
@@ -211,7 +201,7 @@ def load_embedding(name: str) -> tuple[list[str], np.ndarray] | None:
     return (tokens, vectors) if tokens else None
 
 
-def embedding_init(vocab: list[str], name: str, embed_dim: int, seed: int,
+def embedding_init(vocab: list[str], name: str, seed: int,
                    log=print) -> tuple[list[str], np.ndarray | None]:
     """The classifier's words (ids 2.., after PAD and UNK) and their initial vectors (V + 2, dim),
     None for a random start. Words the embedding lacks are left out, so they map to UNK, except
@@ -258,27 +248,16 @@ def parse_spec(spec: str) -> dict:
     return {"cell": cell, "bidirectional": bool(bi), "pooling": pooling, "embedding": embedding}
 
 
-def truncate(doc: list[str], max_len: int, truncation: str) -> list[str]:
-    """The words the model reads, as `seqtrain.encode_docs` cuts them (for showing attention)."""
-    if len(doc) <= max_len:
-        return doc
-    if truncation == "head":
-        return doc[:max_len]
-    if truncation == "tail":
-        return doc[-max_len:]
-    head = max_len // 4
-    return doc[:head] + doc[len(doc) - (max_len - head):]
-
-
 def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyParams, seed: int,
                  device: torch.device, log=print) -> tuple[Result | None, object, dict]:
     """Train one model; returns its Result (None on ranks other than 0, which only help train), the
     model and what `nlpdag predict` needs to rebuild it."""
     from stages.rnn import RNNClassifier, RNNConfig
-    from stages.seqtrain import Trainer, TrainConfig, encode_docs, predict, pretrain_encoder
+    from stages.pretrain import pretrain_encoder
+    from stages.seqtrain import Trainer, TrainConfig, encode_docs, predict
 
     parts = parse_spec(spec)
-    words, init = embedding_init(vocab, parts["embedding"], params.embed_dim, seed, log)
+    words, init = embedding_init(vocab, parts["embedding"], seed, log)
     index = {w: i + 2 for i, w in enumerate(words)}
     config = RNNConfig(vocab_size=len(words) + 2, n_classes=len(data.labels),
                        embed_dim=params.embed_dim if init is None else init.shape[1],
@@ -290,7 +269,8 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
     seqs = encode_docs(data.docs, index, params.max_len, params.truncation)
     train_idx = np.flatnonzero(data.train)
     fit, val = validation_split(data, params.val_fraction, seed)
-    key = hashlib.sha1(json.dumps([spec, params.model_dump(), vocab_hash(words), train_idx.tolist()[:50],
+    words_hash = vocab_hash(words)
+    key = hashlib.sha1(json.dumps([spec, params.model_dump(), words_hash, train_idx.tolist()[:50],
                                    len(train_idx), seed]).encode()).hexdigest()[:12]
     checkpoint = CHECKPOINTS / f"{spec.replace('@', '_at_')}-{key}.pt"
     train_config = TrainConfig(epochs=params.epochs, batch_size=params.batch_size, learning_rate=params.learning_rate,
@@ -306,7 +286,7 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
     trainer = Trainer(model, train_config).fit([seqs[train_idx[i]] for i in fit], data.y[train_idx[fit]],
                                                [seqs[train_idx[i]] for i in val], data.y[train_idx[val]])
     seconds = time.perf_counter() - start
-    saved = {"spec": spec, "words": words, "vocab_hash": vocab_hash(words), "labels": data.labels,
+    saved = {"spec": spec, "words": words, "vocab_hash": words_hash, "labels": data.labels,
              "max_len": params.max_len, "truncation": params.truncation}
     if not dd.is_main():
         return None, model, saved
@@ -318,130 +298,6 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
              "best_epoch": trainer.best_epoch_, "states": out["states"], "attention": out.get("attention"),
              "pretrain_history": pretrain_history}
     return Result(spec, "neural", np.asarray(out["proba"]), seconds, extra), model, saved
-
-
-# ---- outputs -----------------------------------------------------------------------------------
-
-def score_results(results: list[Result], data: Dataset) -> dict:
-    y_test = data.y[data.test]
-    sources = data.sources[data.test].reset_index(drop=True)
-    models = {}
-    for r in results:
-        scores = classification_metrics(y_test, r.proba.argmax(axis=1), r.proba, len(data.labels), sources)
-        scores["train_seconds"] = round(r.seconds, 2)
-        if "tokens_per_second" in r.extra:
-            scores["tokens_per_second"] = round(float(r.extra["tokens_per_second"]))
-        scores["kind"] = r.kind
-        models[r.name] = scores
-    return {"models": models}
-
-
-def summarise(metrics: dict, data: Dataset) -> dict:
-    """The winner and the best baseline by test accuracy, overall and per source."""
-    models = metrics["models"]
-    sources = sorted({s for m in models.values() for s in m.get("by_source", {})})
-
-    def best(kind: str | None, source: str | None) -> str | None:
-        pool = {n: m if source is None else m["by_source"].get(source, {}) for n, m in models.items()
-                if kind is None or m["kind"] == kind}
-        pool = {n: m["accuracy"] for n, m in pool.items() if "accuracy" in m}
-        return max(pool, key=lambda n: (pool[n], n)) if pool else None
-
-    keys = [None, *sources]
-    return {"winner": {k or "overall": best(None, k) for k in keys},
-            "best_baseline": {k or "overall": best("baseline", k) for k in keys},
-            "best_neural": {k or "overall": best("neural", k) for k in keys},
-            "labels": data.labels, "sources": sources}
-
-
-def attention_examples(result: Result, data: Dataset, params: ClassifyParams, seed: int) -> list[dict]:
-    """A few short test documents, misclassified ones first when there are any, with the attention
-    weight of every word the model read."""
-    if not result.extra.get("attention") or params.attention_docs == 0:
-        return []
-    test_idx = np.flatnonzero(data.test)
-    pred = result.proba.argmax(axis=1)
-    short = np.flatnonzero(np.array([len(data.docs[i]) <= 80 for i in test_idx]))
-    rng = np.random.default_rng(seed)
-    wrong = [k for k in short if pred[k] != data.y[test_idx[k]]]
-    right = [k for k in short if pred[k] == data.y[test_idx[k]]]
-    half = params.attention_docs // 2
-    chosen = list(rng.permutation(wrong)[:half]) if wrong else []
-    chosen += list(rng.permutation(right)[:params.attention_docs - len(chosen)])
-    examples = []
-    for k in chosen:
-        i = test_idx[k]
-        words = truncate(data.docs[i], params.max_len, params.truncation) or ["<unk>"]
-        weights = np.asarray(result.extra["attention"][k], dtype=float)
-        examples.append({"model": result.name, "doc_id": int(data.doc_ids[i]),
-                         "label": data.labels[data.y[i]], "predicted": data.labels[pred[k]],
-                         "tokens": words, "weights": [round(w, 5) for w in weights[:len(words)]]})
-    return examples
-
-
-def model_dir_name(name: str) -> str:
-    return name.replace("/", "_")
-
-
-def write_outputs(results: list[Result], models: dict, data: Dataset, params: ClassifyParams, seed: int) -> dict:
-    metrics = score_results(results, data)
-    test_ids, y_test = data.doc_ids[data.test], data.y[data.test]
-    frames, states, attention = [], [], []
-    for r in results:
-        pred = r.proba.argmax(axis=1)
-        frames.append(pd.DataFrame({
-            "model": r.name, "doc_id": test_ids, "label_id": y_test.astype(np.int32), "predicted": pred.astype(np.int32),
-            "confidence": r.proba.max(axis=1).astype(np.float32),
-            "proba_1": (r.proba[:, 1] if r.proba.shape[1] == 2 else np.full(len(pred), np.nan)).astype(np.float32)}))
-        if r.kind == "neural":
-            vec = np.asarray(r.extra["states"], dtype=np.float32)
-            # list<float>, not fixed-size: models differ in their state size.
-            offsets = pa.array(np.arange(len(vec) + 1, dtype=np.int32) * vec.shape[1])
-            states.append(pa.table({"model": pa.array([r.name] * len(vec)), "doc_id": pa.array(test_ids),
-                                    "vector": pa.ListArray.from_arrays(offsets, pa.array(vec.ravel()))}))
-            attention += attention_examples(r, data, params, seed)
-    write_table(pd.concat(frames, ignore_index=True), PREDICTIONS)
-    if states:
-        write_table(pa.concat_tables(states), STATES)
-    else:
-        write_table(pa.table({"model": pa.array([], pa.string()), "doc_id": pa.array([], pa.int64()),
-                              "vector": pa.array([], pa.list_(pa.float32()))}), STATES)
-    write_json(attention, ATTENTION)
-    labels = np.array(data.labels)
-    for folder, rows in ((CURVES_DIR, None), (CONFUSION_DIR, None)):
-        shutil.rmtree(folder, ignore_errors=True)
-    for r in results:
-        pred = r.proba.argmax(axis=1)
-        with atomic_path(CONFUSION_DIR / f"{r.name}.csv") as tmp:
-            pd.DataFrame({"actual": labels[y_test], "predicted": labels[pred]}).to_csv(tmp, index=False)
-        if r.kind == "neural":
-            cols = ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"]
-            with atomic_path(CURVES_DIR / f"{r.name}.csv") as tmp:
-                pd.DataFrame(r.extra["history"])[cols].to_csv(tmp, index=False)
-    write_models(models)
-    summary = summarise(metrics, data)
-    write_json(summary, SUMMARY)
-    write_json(metrics, METRICS)
-    return summary
-
-
-def write_models(models: dict) -> None:
-    """Every trained model in a temporary folder first, moved into place at the end."""
-    from stages.seqtrain import save_checkpoint
-
-    MODELS_DIR.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".classify.", dir=MODELS_DIR.parent))
-    try:
-        for name, (model, saved, train_config) in models.items():
-            folder = tmp / model_dir_name(name)
-            folder.mkdir()
-            save_checkpoint(folder / "model.pt", model, train_config, saved)
-            (folder / "labels.json").write_text(json.dumps(saved["labels"]) + "\n", encoding="utf-8")
-            (folder / "vocab.txt").write_text("\n".join(saved["words"]) + "\n", encoding="utf-8")
-        shutil.rmtree(MODELS_DIR, ignore_errors=True)
-        tmp.rename(MODELS_DIR)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(params: Params, log=print) -> dict:
@@ -466,7 +322,7 @@ def run(params: Params, log=print) -> dict:
         if result is None:
             continue
         saved["tokenise"] = params.tokenise.model_dump()
-        models[spec] = (model, saved, None)
+        models[spec] = (model, saved)
         results.append(result)
         acc = float((result.proba.argmax(1) == data.y[data.test]).mean())
         log(f"classify: {spec}: accuracy {acc:.4f} ({result.seconds:.1f} s, "

@@ -27,7 +27,9 @@ latency) serve a whole batch: the parameters of row i < V are [w_i, b_i, 1, 0...
 [w~_j, 1, b~_j, 0...] (so their dot product is w_i . w~_j + b_i + b~_j; the constant and padding
 columns get a zero step), followed by their W accumulators.
 
-Output: data/embeddings/glove.parquet and .txt, reports/train/glove.json, reports/plots/glove_loss.csv.
+Under `torchrun --nproc_per_node N -m stages.glove` the processes split every batch (`_epoch_sharded`)
+and process 0 writes. Output: data/embeddings/glove.parquet and .txt, reports/train/glove.json,
+reports/plots/glove_loss.csv.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from stages import distributed as dd
 from stages.errors import StageError, cli_main
 from stages.io import atomic_path, read_table
 from stages.params import load_params
@@ -95,13 +98,13 @@ def residuals(word: torch.Tensor, context: torch.Tensor, log_x: torch.Tensor,
     return torch.dot(f_diff, diff) * 0.5, f_diff.neg_()
 
 
-def side_update(state: torch.Tensor, index: torch.Tensor, got: torch.Tensor, other: torch.Tensor,
-                neg_f_diff: torch.Tensor, learning_rate: float, bias_col: int, const_col: int,
-                clip: float = GRAD_CLIP, out: torch.Tensor | None = None) -> None:
-    """AdaGrad step, in place, of one side of B pairs: their word rows or their context rows.
+def side_step(got: torch.Tensor, other: torch.Tensor, neg_f_diff: torch.Tensor, learning_rate: float,
+              bias_col: int, const_col: int, clip: float = GRAD_CLIP, out: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 2W) [step, grad^2] of one side of B pairs (their word rows or their context rows), to be
+    added to those rows of the state.
 
-    index: (B,) the rows; got: (B, 2W) their [params, gradsq] gathered before the batch (its gradsq
-    half is overwritten); other: (B, W) the params of each pair's other row; out: a (B, 2W) buffer.
+    got: (B, 2W) the rows' [params, gradsq] gathered before the batch (its gradsq half is
+    overwritten); other: (B, W) the params of each pair's other row; out: a (B, 2W) buffer.
     """
     width = got.shape[1] // 2
     update = torch.empty_like(got) if out is None else out  # [step, grad^2] per row, like `got`
@@ -115,7 +118,14 @@ def side_update(state: torch.Tensor, index: torch.Tensor, got: torch.Tensor, oth
     # Each occurrence steps by -grad / sqrt(its row's accumulator before this batch).
     torch.mul(got[:, width:].rsqrt_(), grad, out=update[:, :width])
     grad.square_()
-    state.index_add_(0, index, update)
+    return update
+
+
+def side_update(state: torch.Tensor, index: torch.Tensor, got: torch.Tensor, other: torch.Tensor,
+                neg_f_diff: torch.Tensor, learning_rate: float, bias_col: int, const_col: int,
+                clip: float = GRAD_CLIP, out: torch.Tensor | None = None) -> None:
+    """AdaGrad step, in place, of one side of B pairs at rows `index` (B,): `side_step`, then the scatter."""
+    state.index_add_(0, index, side_step(got, other, neg_f_diff, learning_rate, bias_col, const_col, clip, out))
 
 
 def adagrad_step(state: torch.Tensor, size: int, rows_i: torch.Tensor, rows_j: torch.Tensor,
@@ -185,7 +195,7 @@ class Glove:
 
     def fit(self, i: np.ndarray | torch.Tensor, j: np.ndarray | torch.Tensor, x: np.ndarray | torch.Tensor,
             vocab_size: int | None = None) -> "Glove":
-        device = resolve_device(self.device)
+        device = dd.local_device(resolve_device(self.device))
         i, j, x = _tensor(i, np.int64), _tensor(j, np.int64), _tensor(x, np.float32)
         if len(x) == 0:
             raise ValueError("no co-occurrences to train on")
@@ -221,14 +231,16 @@ class Glove:
                     epoch_pairs = upcoming.result()  # (N, 4), one contiguous slice per batch below
                     if epoch < self.epochs:
                         upcoming = pool.submit(shuffled)
-                    if on_cpu and self._threads() > 1:
+                    if dd.is_distributed():
+                        total = self._epoch_sharded(epoch_pairs)
+                    elif on_cpu and self._threads() > 1:
                         total = self._epoch_two_threads(epoch_pairs, pool)
                     else:
                         total = self._epoch(epoch_pairs)
                     del epoch_pairs
                     loss = total / len(pairs)
                     self.loss_.append(loss)
-                    if self.verbose:
+                    if self.verbose and dd.is_main():
                         print(f"glove: epoch {epoch}/{self.epochs}  loss {loss:.6f}  "
                               f"{time.perf_counter() - start:.1f} s", flush=True)
                     if any(callback(epoch, loss, self) for callback in self.callbacks or ()):
@@ -248,6 +260,38 @@ class Glove:
             total += adagrad_step(self.state_, self.size, *unpack_pairs(epoch_pairs[lo:lo + self.batch_size]),
                                   self.learning_rate)
         return float(total)
+
+    def _epoch_sharded(self, epoch_pairs: torch.Tensor) -> float:
+        """`_epoch` over the processes of torch.distributed (torchrun): all of them draw the same
+        shuffle, so the global batch is the single-process one, and each computes the steps of its
+        contiguous slice of the batch. The steps are all-gathered (B x 2W floats a side, not the
+        (2V, 2W) matrix: the update is sparse) and every process adds all of them, in the batch's
+        order, to its own copy of the state, which on the CPU therefore stays the single-process state
+        bit for bit. What is split is the gather of rows and the arithmetic; the scatter is not."""
+        import torch.distributed as dist
+
+        world, me = dd.world_size(), dd.rank()
+        n, batch, width = len(epoch_pairs), self.batch_size, self.state_.shape[1] // 2
+        mine = self.state_.new_zeros(2, -(-min(batch, n) // world), 2 * width)  # [side] steps of my slice
+        gathered = [torch.empty_like(mine) for _ in range(world)]
+        total = torch.zeros((), dtype=torch.float64, device=self.state_.device)
+        for lo in range(0, n, batch):
+            chunk = epoch_pairs[lo:lo + batch]
+            bounds = np.linspace(0, len(chunk), world + 1).round().astype(int)  # as dd.shard
+            rows_i, rows_j, log_x, f_x = unpack_pairs(chunk[bounds[me]:bounds[me + 1]])
+            m = len(rows_i)
+            word, context = self.state_.index_select(0, rows_i), self.state_.index_select(0, rows_j)  # (m, 2W)
+            loss, neg_f_diff = residuals(word[:, :width], context[:, :width], log_x, f_x)
+            side_step(word, context[:, :width], neg_f_diff, self.learning_rate, self.size, self.size + 1,
+                      out=mine[0, :m])
+            side_step(context, word[:, :width], neg_f_diff, self.learning_rate, self.size + 1, self.size,
+                      out=mine[1, :m])
+            total += loss
+            dist.all_gather(gathered, mine)
+            for s in (0, 1):
+                steps = torch.cat([part[s, :hi - lo_] for part, lo_, hi in zip(gathered, bounds, bounds[1:])])
+                self.state_.index_add_(0, chunk[:, s].long(), steps)  # (B, 2W) in the batch's order
+        return dd.sum_over_ranks([total], self.state_.device)[0]
 
     def _epoch_two_threads(self, epoch_pairs: torch.Tensor, pool: ThreadPoolExecutor) -> float:
         """`_epoch` split over two threads by rows, not pairs, so that no row is written by both and
@@ -348,9 +392,7 @@ def write_loss_csv(loss: Sequence[float], path: str = LOSS_CSV) -> None:
             f.write(f"{epoch},{value:.8g}\n")
 
 
-@cli_main
-def main() -> None:
-    params = load_params()
+def run(params) -> None:
     config = params.glove
     device = resolve_device(config.device)  # fail before reading inputs
     tokens, i, j, x = read_inputs()
@@ -360,12 +402,22 @@ def main() -> None:
                   verbose=True)
     with Timer() as timer:
         model.fit(i, j, x, vocab_size=len(tokens))
+    if not dd.is_main():  # every process holds the same state; one writes it
+        return
     write_vectors(METHOD, tokens, model.vectors_)
     write_train_info(METHOD, timer.seconds, model.loss_, device=model.device_, epochs=len(model.loss_),
-                     batch_size=config.batch_size, nonzeros=int(len(x)))
+                     batch_size=config.batch_size, nonzeros=int(len(x)), processes=dd.world_size())
     write_loss_csv(model.loss_)
     print(f"glove: {len(tokens)} words x {config.size} from {len(x)} non-zeros, {len(model.loss_)} epochs "
-          f"on {model.device_} in {timer.seconds:.1f} s, final loss {model.loss_[-1]:.6f}")
+          f"on {model.device_} x {dd.world_size()} in {timer.seconds:.1f} s, final loss {model.loss_[-1]:.6f}")
+
+
+@cli_main
+def main() -> None:
+    params = load_params()
+    with dd.setup():  # a no-op unless launched by torchrun with several processes
+        run(params)
+        dd.barrier()
 
 
 if __name__ == "__main__":

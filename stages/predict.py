@@ -12,11 +12,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from stages.classify_outputs import MODELS_DIR, SUMMARY
 from stages.errors import StageError
 from stages.io import read_json
 
-MODELS_DIR = Path("data/models/classify")
-SUMMARY = Path("reports/classify/summary.json")
 LABELS = Path("data/labels.json")
 
 

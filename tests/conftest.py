@@ -92,3 +92,27 @@ def small_baseline(tmp_path_factory) -> Path:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "baseline run"], repo)
     return repo
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """One Prefect server for the session: a free port, a temporary PREFECT_HOME, stopped by PID."""
+    import json
+    import time
+
+    from flows.server import free_port, stop_pid
+
+    home = tmp_path_factory.mktemp("prefect_home")
+    env = {**run_env(), "PREFECT_HOME": str(home)}
+    start = time.monotonic()
+    proc = run(["nlpdag", "server", "start", "--repo", str(ROOT), "--port", str(free_port())], ROOT, env=env)
+    url = proc.stdout.strip()
+    info = json.loads((home / "nlpdag-server.json").read_text())
+    print(f"prefect server up in {time.monotonic() - start:.1f} s at {url}")
+    yield {"url": url, "home": home}
+    stop_pid(info["pid"])
+
+
+def client_env(server: dict) -> dict[str, str]:
+    return {**run_env(), "PREFECT_HOME": str(server["home"]), "PREFECT_API_URL": server["url"],
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1"}

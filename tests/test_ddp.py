@@ -153,3 +153,35 @@ def test_classify_stage_under_torchrun(tmp_path, monkeypatch, one_thread):
     assert len(ours) == len(theirs) == 2 * 20
     assert (ours["predicted"] == theirs["predicted"]).all()
     np.testing.assert_allclose(ours["confidence"], theirs["confidence"], atol=1e-4)
+
+
+@pytest.mark.slow  # ~20 s: two processes importing torch
+def test_glove_stage_under_torchrun(tmp_path, monkeypatch, one_thread):
+    """`torchrun --standalone --nproc_per_node 2 -m stages.glove`: each process steps its slice of every
+    batch (33 pairs: slices of 16 and 17; the last batch is shorter) and the steps are all-gathered, so
+    the vectors are the single-process ones bit for bit, and only process 0 writes."""
+    from stages import glove
+    from stages.vectors import read_vectors
+    from test_glove import tiny_counts, write_inputs
+
+    i, j, x = tiny_counts(vocab_size=40, seed=5)
+    tokens = [f"w{k}" for k in range(40)]
+    write_inputs(tmp_path, i, j, x, tokens, size=6)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["glove"].update(batch_size=33, epochs=3)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert len(x) % 33 and (len(x) // 33) > 10
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "stages.glove"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("glove: epoch 3/3") == 1 and "on cpu x 2" in proc.stdout, proc.stdout
+
+    single = glove.Glove(size=6, epochs=3, batch_size=33, device="cpu", seed=0, threads=1).fit(i, j, x, vocab_size=40)
+    words, vectors = read_vectors(tmp_path / "data/embeddings/glove.parquet")
+    assert words == tokens
+    np.testing.assert_array_equal(vectors, single.vectors_)
+    info = json.loads((tmp_path / "reports/train/glove.json").read_text())
+    assert info["processes"] == 2
+    np.testing.assert_allclose(info["loss"], single.loss_, rtol=1e-6)
+    assert not list(tmp_path.rglob(".*.tmp"))

@@ -1,12 +1,14 @@
 """End to end on a small sample, in a temporary copy of the repository: DVC, then Prefect."""
+import ast
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import copy_repo, run, run_env
+from conftest import ROOT, copy_repo, run, run_env
 from flows.dag import parse_dot, parse_status, stage_order
 
 SMALL = {"data": {"max_docs": 400}, "tokenise": {"min_count": 2}, "bow": {"min_df": 1},
@@ -45,6 +47,37 @@ def test_parse_dot_and_order():
     assert graph == {"a": set(), "b@x": {"a"}, "c": {"a", "b@x"}}
     assert stage_order(graph) == ["a", "b@x", "c"]
     assert parse_status('{"dvc.yaml:bow": [], "cooccur": []}') == {"bow", "cooccur"}
+
+
+def stage_modules(module: str, seen: set[str] | None = None) -> set[str]:
+    """stages/<module>.py and every stages/*.py it imports, at the top or inside a function."""
+    seen = set() if seen is None else seen
+    path = ROOT / "stages" / f"{module}.py"
+    if module in seen or not path.exists():
+        return seen
+    seen.add(module)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "stages":
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
+            names = [node.module.split(".")[1]]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("stages.")]
+        else:
+            continue
+        for name in names:
+            stage_modules(name, seen)
+    return seen
+
+
+def test_every_stage_depends_on_the_code_it_runs():
+    """A change to any module a stage imports must rerun the stage: dvc.yaml lists them all."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        stage = stage.get("do", stage)
+        module = re.search(r"-m stages\.(\w+)", stage["cmd"]).group(1)
+        code = {f"stages/{m}.py" for m in stage_modules(module)}
+        assert code <= set(stage["deps"]), f"{name}: dvc.yaml deps lack {sorted(code - set(stage['deps']))}"
 
 
 @pytest.mark.slow

@@ -10,8 +10,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from stages.errors import StageError
 from stages.rnn import PAD, UNK, RNNClassifier, RNNConfig, TokenOutput, flip_index
+from stages.pretrain import pretrain_encoder
 from stages.seqtrain import (Batches, TrainConfig, Trainer, encode_docs, evaluate, load_checkpoint, predict,
-                             pretrain_encoder, save_checkpoint, validation_split, vocab_index)
+                             save_checkpoint, validation_split, vocab_index)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, clone_repo, run, run_env
+from conftest import ROOT, client_env, clone_repo, run, run_env
 from flows.lock import LockTimeout, RunLock
 from flows.serve import experiment_metrics, experiment_name, ran_stages, stage_paths, untracked_inputs
 
@@ -132,27 +132,6 @@ def stop_group(proc: subprocess.Popen, wait: float = 20) -> None:
     except ProcessLookupError:
         pass
     proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory):
-    """One Prefect server for the session: a free port, a temporary PREFECT_HOME, stopped by PID."""
-    from flows.server import free_port, stop_pid
-
-    home = tmp_path_factory.mktemp("prefect_home")
-    env = {**run_env(), "PREFECT_HOME": str(home)}
-    start = time.monotonic()
-    proc = run(["nlpdag", "server", "start", "--repo", str(ROOT), "--port", str(free_port())], ROOT, env=env)
-    url = proc.stdout.strip()
-    info = json.loads((home / "nlpdag-server.json").read_text())
-    print(f"prefect server up in {time.monotonic() - start:.1f} s at {url}")
-    yield {"url": url, "home": home}
-    stop_pid(info["pid"])
-
-
-def client_env(server: dict) -> dict[str, str]:
-    return {**run_env(), "PREFECT_HOME": str(server["home"]), "PREFECT_API_URL": server["url"],
-            "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, clone_repo, copy_repo, run, run_env
+from conftest import ROOT, client_env, clone_repo, copy_repo, run, run_env
 from flows.grid import (GridError, grid_points, load_grid_file, parse_set_options, set_args, split_values,
                         validate_points)
 from flows.submit import point_names
@@ -155,6 +155,78 @@ def test_worker_needs_a_server_and_children_are_read_from_proc(tmp_path):
     assert not alive(child.pid)
 
 
+# ---- a point whose worker died without a word: CRASHED by the automation, then resubmitted ------------
+
+def heartbeat(url: str, flow_run_id: str, deployment_id) -> None:
+    """What a flow run's engine emits every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds."""
+    from datetime import datetime, timezone
+    from uuid import uuid4
+
+    event = {"id": str(uuid4()), "occurred": datetime.now(timezone.utc).isoformat(),
+             "event": "prefect.flow-run.heartbeat",
+             "resource": {"prefect.resource.id": f"prefect.flow-run.{flow_run_id}"},
+             "related": [{"prefect.resource.id": f"prefect.deployment.{deployment_id}",
+                          "prefect.resource.role": "deployment"}]}
+    req = urllib.request.Request(f"{url}/events", data=json.dumps([event]).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=10).close()
+
+
+@pytest.mark.slow  # ~30 s: the session's Prefect server, the automation's silence, two CLI calls
+def test_silent_point_is_crashed_and_resubmitted(prefect_server, tmp_path):
+    """Two RUNNING points send heartbeats; one goes silent (its worker SIGKILLed, say): the automation
+    `nlpdag sweep` installs marks it CRASHED, the other stays RUNNING, and `nlpdag resubmit` puts the
+    crashed one back in the pool. The heartbeats are sent by hand, so the silence can be 12 s (Prefect's floor is 10)."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Running
+
+    from flows import submit as sub
+
+    url = prefect_server["url"]
+    with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+        sub.ensure_pool(client, sub.POOL)
+        deployment = sub.ensure_deployment(client, sub.POOL, heartbeat=30)
+        env = client.read_deployment(deployment).job_variables["env"]
+        assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
+        for _ in range(2):  # idempotent: one automation per server
+            sub.ensure_unresponsive_automation(client, deployment, heartbeat=4)
+        assert len(client.read_automations_by_name(sub.UNRESPONSIVE)) == 1
+        target = sub.Target("file:///nowhere.git", "0" * 40, "shared")
+        silent, beating = sub.submit(client, deployment, target, "sweep-crash", [{"topics.n_topics": 2},
+                                                                                  {"topics.n_topics": 3}], [])
+        for point in (silent, beating):
+            client.set_flow_run_state(UUID(point.flow_run_id), Running(), force=True)
+            heartbeat(url, point.flow_run_id, deployment)
+        state = lambda point: client.read_flow_run(UUID(point.flow_run_id)).state
+        deadline = time.monotonic() + 60
+        while state(silent).type.value != "CRASHED":
+            assert time.monotonic() < deadline, f"silent point still {state(silent).type.value} after 60 s"
+            heartbeat(url, beating.flow_run_id, deployment)
+            time.sleep(1)
+        assert "no heartbeat for 12 s" in state(silent).message
+        assert state(beating).type.value == "RUNNING"
+
+    env = {**client_env(prefect_server)}
+    proc = run(["nlpdag", "resubmit", "--repo", str(ROOT), "sweep-crash"], tmp_path, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[:2] == ["sweep-crash-01", "SCHEDULED"], proc.stdout
+    with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+        assert state(silent).type.value == "SCHEDULED" and state(silent).name == "Resubmitted"
+        client.set_flow_run_state(UUID(beating.flow_run_id), sub_cancelled(), force=True)
+        client.set_flow_run_state(UUID(silent.flow_run_id), sub_cancelled(), force=True)  # no worker takes them
+    proc = run(["nlpdag", "resubmit", "--repo", str(ROOT)], tmp_path, env=env, check=False)
+    assert (proc.returncode, proc.stderr.strip()) == (1, "error: no crashed sweep point on this server")
+
+
+def sub_cancelled():
+    from prefect.states import Cancelled
+
+    return Cancelled()
+
+
 # ---- end to end: a Prefect server, two workers, a bare git remote and a folder as DVC remote ---------
 
 def api(url: str, path: str, body: dict | None = None):
@@ -283,6 +355,16 @@ def test_sweep_on_two_workers_one_stopped_midway(small_baseline, tmp_path):
         assert {n: runs[n]["state_type"] for n in names} == {n: "COMPLETED" for n in names}, tails()
         assert runs[killed[0]["name"]]["run_count"] == 2  # run again from the start, by w2
         print(f"four points completed {time.monotonic() - started:.1f} s after the server started")
+        # Each point's engine sent heartbeats, tied to the sweep deployment: what the automation
+        # `nlpdag sweep` installed watches, to mark a point CRASHED once they stop.
+        beats = api(url, "events/filter", {"filter": {"event": {"name": ["prefect.flow-run.heartbeat"]}},
+                                            "limit": 50})["events"]
+        deployment = f"prefect.deployment.{runs[names[0]]['deployment_id']}"
+        beating = {e["resource"]["prefect.resource.id"] for e in beats
+                   if deployment in {r["prefect.resource.id"] for r in e["related"]}}
+        assert beating >= {f"prefect.flow-run.{runs[n]['id']}" for n in names}, beats[:2]
+        from flows.submit import UNRESPONSIVE
+        assert [a["name"] for a in api(url, "automations/filter")] == [UNRESPONSIVE]
 
         # Nothing is computed twice: point 01 submitted again (now with --wait) restores `topics`
         # from the run cache the first run pushed, on whichever worker, instead of refitting it.
