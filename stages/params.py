@@ -212,7 +212,6 @@ class TsneParams(_Group):
 
 class ReportParams(_Group):
     methods: list[str] = ["w2v_cbow", "w2v_skipgram", "glove", "fasttext", "d2v_dm", "d2v_dbow", "pretrained"]
-    attention_docs: int = Field(default=4, ge=0)
     attention_model: str | None = None
     confusion_models: list[str] | None = None
     neighbours: int = Field(default=5, ge=1)

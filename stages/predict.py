@@ -24,6 +24,7 @@ class Classifier:
     name: str
     model: object
     saved: dict
+    phrases: object = None       # gensim's frozen phrases, when trained with tokenise.phrases
 
     @property
     def labels(self) -> list[str]:
@@ -68,21 +69,26 @@ def load_classifier(name: str | None = None, root: Path = Path(".")) -> Classifi
             raise StageError(f"{path}: trained on labels {saved['labels']} but {labels_file} now has {current} "
                              "(retrain: dvc repro classify)")
     model.eval()
-    return Classifier(name, model, saved)
+    phrases = None
+    if saved.get("tokenise", {}).get("phrases"):
+        from stages.tokenise import PHRASES, read_phrases
+
+        phrases = read_phrases(root / PHRASES)
+    return Classifier(name, model, saved, phrases)
 
 
 def predict_texts(clf: Classifier, texts: Sequence[str]) -> pd.DataFrame:
     """One row per text: text, label, confidence and the probability of every label."""
     from stages.params import TokeniseParams
     from stages.seqtrain import encode_docs, predict
-    from stages.tokenise import english_stopwords, tokenise_text
+    from stages.tokenise import tokenise_texts
 
     for k, text in enumerate(texts):
         if not text or not text.strip():
             raise StageError(f"text {k + 1}: empty text, nothing to classify")
-    tok = TokeniseParams(**clf.saved.get("tokenise", {}))
-    stop = english_stopwords() if tok.stopwords else None
-    docs = [tokenise_text(t, tok.lowercase, tok.strip_html, stop) for t in texts]
+    docs = tokenise_texts(texts, TokeniseParams(**clf.saved.get("tokenise", {})))
+    if clf.phrases is not None:
+        docs = [clf.phrases[d] for d in docs]
     index = {w: i + 2 for i, w in enumerate(clf.saved["words"])}
     seqs = encode_docs(docs, index, clf.saved["max_len"], clf.saved["truncation"])
     proba = np.asarray(predict(clf.model, seqs, device="cpu")["proba"])

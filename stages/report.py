@@ -113,12 +113,14 @@ def confusion_models(params: ReportParams, summary: dict | None) -> list[str]:
 
 
 def pick_attention(examples: list, params: ReportParams, classify: dict | None) -> list[dict]:
-    if not examples or params.attention_docs == 0:
+    """One model's examples (`classify.attention_docs` of them): `report.attention_model`, else the
+    most accurate model with attention."""
+    if not examples:
         return []
     models = list(dict.fromkeys(e["model"] for e in examples))
     model = params.attention_model or max(
         models, key=lambda m: ((classify or {}).get("models", {}).get(m, {}).get("accuracy") or 0, m))
-    return [e for e in examples if e["model"] == model][:params.attention_docs]
+    return [e for e in examples if e["model"] == model]
 
 
 def topic_words(frame: pd.DataFrame | None, n_topics: int = 5, n_words: int = 8) -> dict[str, list[list[str]]]:

@@ -8,6 +8,7 @@ doc_freq), ids ranked by training-split frequency. The corpus is read, tokenised
 from __future__ import annotations
 
 import html
+import pickle
 import re
 from collections import Counter
 from pathlib import Path
@@ -18,13 +19,14 @@ import pyarrow as pa
 
 from stages.chunks import chunk_writer, iter_batches
 from stages.errors import StageError, cli_main
-from stages.io import write_json, write_table
+from stages.io import atomic_path, write_json, write_table
 from stages.params import TokeniseParams, load_params
 
 CORPUS = "data/corpus.parquet"
 TOKENS = "data/tokens.parquet"
 VOCAB = "data/vocab.parquet"
 METRICS = "reports/metrics/tokenise.json"
+PHRASES = "data/phrases.pkl"
 
 _HTML_TAG = re.compile(r"<[^>]{0,200}>")
 # Runs of letters/digits, joined by an inner apostrophe or hyphen: keeps "don't", "it's", "well-made".
@@ -113,12 +115,28 @@ def _tokenised(batches: Callable[[], Iterable[pa.Table]], params: TokeniseParams
         yield batch, docs if phrases is None else [phrases[d] for d in docs]
 
 
+def write_phrases(phrases, path: str | Path = PHRASES) -> None:
+    """gensim's frozen phrase model, pickled (None without `tokenise.phrases`): `nlpdag predict` joins
+    a new text's bigrams as the training documents' were."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        pickle.dump(phrases, f)
+
+
+def read_phrases(path: str | Path = PHRASES):
+    if not Path(path).is_file():
+        raise StageError(f"{path}: not found, and the classifier was trained with tokenise.phrases "
+                         "(rerun: dvc repro tokenise, or dvc pull)")
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
 def tokenise_chunks(batches: Callable[[], Iterable[pa.Table]], params: TokeniseParams,
-                    out: str | Path) -> tuple[pd.DataFrame, dict]:
+                    out: str | Path, phrases_out: str | Path | None = None) -> tuple[pd.DataFrame, dict]:
     """The stage over corpus batches (doc_id, text, split), each read, tokenised and written in
     turn: memory holds one batch and the token counts, never the corpus. Returns (vocab, metrics).
 
-    With phrases, a first pass learns them on the training split (tokenising twice)."""
+    With phrases, a first pass learns them on the training split (tokenising twice); `phrases_out`
+    receives them (`write_phrases`)."""
     phrases = None
     if params.phrases:
         from gensim.models.phrases import Phrases
@@ -144,6 +162,8 @@ def tokenise_chunks(batches: Callable[[], Iterable[pa.Table]], params: TokeniseP
             writer.write(tokens_table(batch.column("doc_id").to_numpy(), splits, docs))
         # Built before the rename, so an empty vocabulary leaves no tokens file either.
         vocab = vocab_table(counts, doc_freq, params.min_count, params.max_vocab)
+    if phrases_out is not None:
+        write_phrases(phrases, phrases_out)
     n_test_tokens = n_tokens - n_train_tokens
     covered = sum(test_counts[t] for t in vocab["token"])
     metrics = {"tokens": n_tokens, "train_tokens": n_train_tokens, "vocab_size": len(vocab), "empty_docs": empty,
@@ -156,7 +176,8 @@ def main() -> None:
     all_params = load_params()
     params = all_params.tokenise
     vocab, metrics = tokenise_chunks(
-        lambda: iter_batches(CORPUS, ["doc_id", "text", "split"], all_params.chunk_docs), params, TOKENS)
+        lambda: iter_batches(CORPUS, ["doc_id", "text", "split"], all_params.chunk_docs), params, TOKENS,
+        phrases_out=PHRASES)
     write_table(vocab, VOCAB)
     write_json(metrics, METRICS)
     print(f"tokenise: {metrics['tokens']} tokens, vocabulary {len(vocab)} (min_count {params.min_count})")

@@ -148,6 +148,40 @@ def test_predict_bad_input(trained, tmp_path):
         load_classifier(models[0], other)
 
 
+class EveryWordBad(dict):
+    """Stands in for gensim's frozen phrases (a mapping of token lists), pickled by reference."""
+
+    def __getitem__(self, doc):
+        return ["bad"] * len(doc)
+
+
+def test_predict_applies_the_phrases_of_training(trained, tmp_path):
+    """A model trained with tokenise.phrases gets data/phrases.pkl applied to new texts, and says so
+    when the file is missing."""
+    import torch
+
+    from stages.tokenise import PHRASES, write_phrases
+
+    root, _, models = trained
+    other = tmp_path / "other"
+    folder = other / classify.MODELS_DIR / models[0]
+    folder.mkdir(parents=True)
+    state = torch.load(root / classify.MODELS_DIR / models[0] / "model.pt", weights_only=False)
+    state["extra"]["tokenise"] = {**state["extra"].get("tokenise", {}), "phrases": True}
+    torch.save(state, folder / "model.pt")
+    with pytest.raises(StageError, match=r"data/phrases.pkl: not found.*tokenise.phrases"):
+        load_classifier(models[0], other)
+
+    write_phrases(EveryWordBad(), other / PHRASES)
+    clf = load_classifier(models[0], other)
+    assert isinstance(clf.phrases, EveryWordBad)
+    plain = load_classifier(models[0], root)
+    assert plain.phrases is None
+    got = predict_texts(clf, ["a wonderful film"])
+    want = predict_texts(plain, ["bad bad bad"])
+    assert np.allclose(got["confidence"], want["confidence"]) and got["label"].tolist() == want["label"].tolist()
+
+
 def test_three_classes(tmp_path, monkeypatch):
     make_workspace(tmp_path, 3, ["gru-bi-mean@random"], ["nb_logreg", "mean"])
     monkeypatch.chdir(tmp_path)

@@ -65,7 +65,7 @@ def _corpus_batches(texts, splits, size):
 def test_chunked_tokenise_matches_in_memory(tmp_path, params):
     import pyarrow.parquet as pq
 
-    from stages.tokenise import tokenise_chunks, tokens_table
+    from stages.tokenise import read_phrases, tokenise_chunks, tokens_table
 
     texts = ["New York is big<br />", "new york, new york!", "", "A cat and a dog", "the dog's day",
              "New York dog", "cat", "a new cat in York"] * 2
@@ -75,9 +75,14 @@ def test_chunked_tokenise_matches_in_memory(tmp_path, params):
     if params.phrases:
         docs = apply_phrases(docs, train, params.phrases_min_count, params.phrases_threshold)
     want_vocab = build_vocab([d for d, t in zip(docs, train) if t], params.min_count, params.max_vocab)
-    vocab, metrics = tokenise_chunks(_corpus_batches(texts, splits, 3), params, tmp_path / "tokens.parquet")
+    vocab, metrics = tokenise_chunks(_corpus_batches(texts, splits, 3), params, tmp_path / "tokens.parquet",
+                                     phrases_out=tmp_path / "phrases.pkl")
     assert vocab.equals(want_vocab)
     assert ("new_york" in set(vocab["token"])) == params.phrases
+    phrases = read_phrases(tmp_path / "phrases.pkl")  # what `nlpdag predict` applies to new texts
+    assert (phrases is None) != params.phrases
+    if params.phrases:
+        assert phrases[["i", "love", "new", "york"]] == ["i", "love", "new_york"]
     got = pq.read_table(tmp_path / "tokens.parquet")
     assert got.equals(tokens_table(list(range(100, 116)), splits, docs))
     assert pq.ParquetFile(tmp_path / "tokens.parquet").num_row_groups == 6
@@ -93,5 +98,5 @@ def test_chunked_empty_vocab_writes_no_tokens(tmp_path):
 
     with pytest.raises(StageError, match=r"tokenise\.min_count=9"):
         tokenise_chunks(_corpus_batches(["a b", "c"], ["train", "test"], 1), TokeniseParams(min_count=9),
-                        tmp_path / "tokens.parquet")
+                        tmp_path / "tokens.parquet", phrases_out=tmp_path / "phrases.pkl")
     assert list(tmp_path.iterdir()) == []
