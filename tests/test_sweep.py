@@ -3,7 +3,8 @@
 The end-to-end test builds the whole distributed setup locally: a Prefect server on a free port
 with a temporary home, a bare git repository as the git remote, a folder as the DVC remote, two
 `nlpdag worker` processes; one of them is stopped (SIGTERM) mid-run and its point is rescheduled
-and run by the other. Every process it starts is stopped by its PID at the end.
+and run by the other; then the other is killed (SIGKILL) mid-run, its point is marked CRASHED, and
+`nlpdag resubmit` has a third worker run it. Every process it starts is stopped by its PID at the end.
 """
 import json
 import os
@@ -287,7 +288,7 @@ def stop_tree(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-def test_sweep_on_two_workers_one_stopped_midway(small_baseline, tmp_path):
+def test_sweep_on_workers_one_stopped_one_killed(small_baseline, tmp_path):
     from flows.server import free_port, stop_pid
 
     user = clone_repo(small_baseline, tmp_path / "user")
@@ -301,7 +302,8 @@ def test_sweep_on_two_workers_one_stopped_midway(small_baseline, tmp_path):
     run(["dvc", "push", "-q", "--run-cache"], user)  # the baseline's outputs: workers pull, never recompute
 
     home = tmp_path / "prefect"
-    env = {**run_env(), "PREFECT_HOME": str(home), "NLPDAG_SWEEP_TMP": str(work), "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    env = {**run_env(), "PREFECT_HOME": str(home), "NLPDAG_SWEEP_TMP": str(work), "PREFECT_WORKER_QUERY_SECONDS": "2",
+           "NLPDAG_SWEEP_HEARTBEAT": "30"}  # Prefect's floor: a silent point is CRASHED after 90 s
     started = time.monotonic()
     url = run(["nlpdag", "server", "start", "--repo", str(user), "--port", str(free_port())], user, env=env).stdout.strip()
     server_pid = json.loads((home / "nlpdag-server.json").read_text())["pid"]
@@ -366,12 +368,35 @@ def test_sweep_on_two_workers_one_stopped_midway(small_baseline, tmp_path):
         from flows.submit import UNRESPONSIVE
         assert [a["name"] for a in api(url, "automations/filter")] == [UNRESPONSIVE]
 
-        # Nothing is computed twice: point 01 submitted again (now with --wait) restores `topics`
-        # from the run cache the first run pushed, on whichever worker, instead of refitting it.
-        proc = run(["nlpdag", "sweep", "-S", "topics.n_topics=2", "-S", "topics.top_words=5", "--target", "topics",
-                    "--wait", "--timeout", "300"], user, env=env)
-        assert "all points done" in proc.stderr and " COMPLETED " in proc.stdout.splitlines()[-1], proc.stdout
-        repeat = proc.stdout.split()[0]
+        # A worker killed without a word (SIGKILL: nothing handed back) while it runs point 01 again:
+        # its heartbeats stop, the automation marks the point CRASHED after 3 x 30 s of silence, and
+        # `nlpdag resubmit` puts it back for a new worker. Nothing is computed twice: the rerun
+        # restores `topics` from the run cache the first run pushed instead of refitting it.
+        proc = run(["nlpdag", "sweep", "-S", "topics.n_topics=2", "-S", "topics.top_words=5", "--target", "topics"],
+                   user, env=env)
+        repeat, repeat_id = proc.stdout.split()[0], proc.stdout.split()[2]
+        beat = {"filter": {"event": {"name": ["prefect.flow-run.heartbeat"]},
+                           "resource": {"id": [f"prefect.flow-run.{repeat_id}"]}}, "limit": 5}
+        until(lambda: api(url, "events/filter", beat)["events"], 120, "the point's first heartbeat", poll=0.5,
+              on_fail=tails)
+        w2 = workers["w2"]
+        for pid in [w2.pid, *descendants(w2.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        killed = time.monotonic()
+        until(lambda: flow_runs(url)[repeat]["state_type"] == "CRASHED", 240, "the killed point CRASHED", poll=2,
+              on_fail=tails)
+        print(f"w2 SIGKILLed during {repeat}: CRASHED {time.monotonic() - killed:.0f} s later "
+              f"({flow_runs(url)[repeat]['state']['message']})")
+        logs["w3"] = tmp_path / "w3.log"
+        workers["w3"] = subprocess.Popen(["nlpdag", "worker", "--name", "w3"], cwd=tmp_path, env=env,
+                                         stdout=logs["w3"].open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        until(lambda: "w3" in online(url), 120, "w3 online", on_fail=tails)
+        proc = run(["nlpdag", "resubmit", repeat, "--wait", "--timeout", "300"], user, env=env)
+        assert " COMPLETED " in proc.stdout.splitlines()[-1], proc.stdout + proc.stderr
+        assert flow_runs(url)[repeat]["run_count"] == 2
         arts = api(url, "artifacts/filter", {"artifacts": {"key": {"any_": ["nlpdag-sweep-metrics"]}}})
         ran = {a["description"].split("`")[1]: a["description"].rsplit("ran: ", 1)[1] for a in arts}
         assert ran.pop(repeat) == "nothing, all cached", ran
@@ -379,7 +404,9 @@ def test_sweep_on_two_workers_one_stopped_midway(small_baseline, tmp_path):
         for proc in workers.values():
             stop_tree(proc)
         stop_pid(server_pid)
-    assert not list(work.iterdir())  # every clone removed, the stopped one's too
+    # Every clone removed, the stopped worker's too; only the killed worker's stays (nothing ran its
+    # clean-up), in the temporary folder.
+    assert [d.name.startswith(f"nlpdag-{repeat}-") for d in work.iterdir()] in ([], [True])
 
     # Upstream stages came from the shared DVC remote, never recomputed; the baseline's own point
     # ran nothing at all.
