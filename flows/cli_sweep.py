@@ -31,6 +31,16 @@ def _sweep_server(root: Path) -> str:
     return server.api_url
 
 
+def _wait(client, runs: list, timeout: float) -> None:
+    """Poll the points until all are final, print their table; exit 1 unless all completed."""
+    from flows import submit as sub
+
+    ok = sub.wait(client, runs, timeout, say=lambda line: typer.echo(f"nlpdag: {line}", err=True))
+    typer.echo(sub.table(runs))
+    if not ok:
+        _fail(f"{sum(r.state != 'COMPLETED' for r in runs)} of {len(runs)} points did not complete", 1)
+
+
 def sweep(
     set_param: Optional[list[str]] = typer.Option(None, "--set-param", "-S",
                                                   help="A swept parameter: key=v1,v2 (as `dvc exp run -S`); repeat."),
@@ -85,10 +95,7 @@ def sweep(
         if not wait:
             typer.echo(f"nlpdag: then `dvc exp pull {git_remote} <names>` and `dvc exp show`", err=True)
             return
-        ok = sub.wait(client, runs, timeout, say=lambda line: typer.echo(f"nlpdag: {line}", err=True))
-    typer.echo(sub.table(runs))
-    if not ok:
-        _fail(f"{sum(r.state != 'COMPLETED' for r in runs)} of {len(runs)} points did not complete", 1)
+        _wait(client, runs, timeout)
     typer.echo(f"nlpdag: all points done: `dvc exp pull {git_remote} {' '.join(r.name for r in runs)}`", err=True)
 
 
@@ -121,12 +128,8 @@ def resubmit(
         sub.resubmit(client, runs)
         typer.echo(f"nlpdag: {len(runs)} crashed point(s) back in pool {deployment.work_pool_name}", err=True)
         typer.echo(sub.table(runs))
-        if not wait:
-            return
-        ok = sub.wait(client, runs, timeout, say=lambda line: typer.echo(f"nlpdag: {line}", err=True))
-    typer.echo(sub.table(runs))
-    if not ok:
-        _fail(f"{sum(r.state != 'COMPLETED' for r in runs)} of {len(runs)} points did not complete", 1)
+        if wait:
+            _wait(client, runs, timeout)
 
 
 def worker(

@@ -74,6 +74,12 @@ def local_device(device: torch.device) -> torch.device:
     return device
 
 
+def shard_bounds(n: int, world: int) -> np.ndarray:
+    """(world + 1,) slice bounds: rank r's part of n items is [bounds[r], bounds[r + 1]); sizes differ by
+    at most one."""
+    return np.linspace(0, n, world + 1).round().astype(int)
+
+
 def shard(index: np.ndarray) -> tuple[np.ndarray, float]:
     """(this rank's documents of the global batch `index`, its loss weight). A rank left without
     documents (a batch smaller than the world) gets the batch's first one at weight 0: it still has
@@ -81,7 +87,7 @@ def shard(index: np.ndarray) -> tuple[np.ndarray, float]:
     if not is_distributed():
         return index, 1.0
     world, r = world_size(), rank()
-    bounds = np.linspace(0, len(index), world + 1).round().astype(int)
+    bounds = shard_bounds(len(index), world)
     part = index[bounds[r]:bounds[r + 1]]
     if len(part) == 0:
         return index[:1], 0.0

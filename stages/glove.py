@@ -277,7 +277,7 @@ class Glove:
         total = torch.zeros((), dtype=torch.float64, device=self.state_.device)
         for lo in range(0, n, batch):
             chunk = epoch_pairs[lo:lo + batch]
-            bounds = np.linspace(0, len(chunk), world + 1).round().astype(int)  # as dd.shard
+            bounds = dd.shard_bounds(len(chunk), world)
             rows_i, rows_j, log_x, f_x = unpack_pairs(chunk[bounds[me]:bounds[me + 1]])
             m = len(rows_i)
             word, context = self.state_.index_select(0, rows_i), self.state_.index_select(0, rows_j)  # (m, 2W)
