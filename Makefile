@@ -1,38 +1,58 @@
 # Two entry points for a fresh clone: `make run` and `make test`.
-# The venv is (re)installed only when pyproject.toml changes: the stamp file records it.
+# Both install exactly requirements.lock (every package, pinned: what CI tested), then this project
+# without resolving anything. The venv is reinstalled only when the lock or pyproject.toml changes.
+# `make lock` re-resolves pyproject.toml's ranges today and rewrites the lock (see README: Upgrading).
+SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+LOCK := requirements.lock
+PIP := $(BIN)/python -m pip --quiet
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 # Stage commands in dvc.yaml call `python`: the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test bench install install-dev clean-venv
+.PHONY: run test bench install lock check-lock clean-venv
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
-	touch $@
-
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(PIP) install "$$(grep -E '^pip==' $(LOCK))"
+	$(PIP) install --no-deps -r $(LOCK)
+	$(PIP) install --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $@
 
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
 
 run: install
 	$(BIN)/dvc repro
 
-# Two workers, one test file each at a time (module fixtures stay in one process): 12.5 min
-# instead of ~17.5 on a 2-core machine. PYTEST_ARGS adds or overrides (-n 0: one process).
-test: install-dev
+# Two workers, one test file each at a time (module fixtures stay in one process).
+# PYTEST_ARGS adds or overrides (-n 0: one process).
+test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/cooccur.py
+
+# A new lock from a throw-away venv: pyproject.toml's ranges resolved today (torch stays ==, the CPU
+# wheel). Then `make test`, and commit the lock with the dvc.lock/metrics of a full run.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip --quiet install --upgrade pip
+	.lock-venv/bin/python -m pip --quiet install -e '.[dev]'
+	{ echo "# The whole environment make run / make test install (pip freeze of a fresh install of"; \
+	  echo "# '.[dev]'). Regenerate with: make lock. Python $$(.lock-venv/bin/python -c 'import platform; print(platform.python_version())'), $$(date -u +%F)."; \
+	  .lock-venv/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
+	rm -rf .lock-venv
+	@echo "wrote $(LOCK): $$(grep -c '==' $(LOCK)) packages"
+
+# The venv holds exactly the lock (CI runs this after make test).
+check-lock: install
+	diff <(grep -v '^#' $(LOCK)) <($(BIN)/python -m pip freeze --all --exclude-editable)
 
 clean-venv:
 	rm -rf $(VENV)

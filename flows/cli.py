@@ -134,7 +134,7 @@ def predict(
         if file is not None:
             if not file.is_file():
                 raise StageError(f"{file}: file not found")
-            items += [line.rstrip("\n") for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+            items += [line for line in read_text_file(file).splitlines() if line.strip()]
         if not items:
             raise StageError("nothing to classify: give texts as arguments or --file")
         clf = load_classifier(model, root)
@@ -266,9 +266,27 @@ def server_stop(repo: Optional[Path] = typer.Option(None, help="The nlpdag check
                err=True)
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def read_text_file(path: Path) -> str:
+    """A UTF-8 text file (a BOM is dropped); other bytes name the file, the byte and its line."""
+    from stages.errors import StageError
+
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise StageError(f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}, line {line}: "
+                         f"{exc.reason}); convert it first, e.g. iconv -f latin1 -t utf-8") from None
+
+
+def main() -> None:
+    """The `nlpdag` entry point: an unexpected error from any command is one line and exit 2
+    (stages.errors.report), its traceback only with NLPDAG_DEBUG=1."""
+    from stages.errors import report
+
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "")
+    report(f"nlpdag {command}".strip(), lambda: app(prog_name="nlpdag"))
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

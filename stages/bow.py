@@ -18,9 +18,10 @@ import pyarrow as pa
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
 
 from stages.chunks import chunk_writer, iter_batches, iter_row_groups
-from stages.errors import StageError, cli_main
+from stages.errors import StageError, cli_main, involving
 from stages.scores import classification_metrics
 from stages.io import read_frame, read_json, read_table, write_json, write_table
 from stages.params import BowParams, load_params
@@ -69,15 +70,30 @@ def triplets(matrix: sp.csr_matrix, doc_ids: np.ndarray) -> pa.Table:
                      "value": pa.array(coo.data)})
 
 
+def logistic_regression(C: float, n_classes: int, seed: int = 0) -> LogisticRegression | OneVsRestClassifier:
+    """liblinear logistic regression; one-vs-rest made explicit for more than two classes, since
+    scikit-learn (>= 1.8) no longer lets liblinear do it: each class against the rest is the very
+    problem the binary model solves, so two-class numbers are unchanged."""
+    model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, random_state=seed)
+    return model if n_classes <= 2 else OneVsRestClassifier(model)
+
+
 def fit_tfidf_logreg(train_docs: Sequence[Sequence[str]], y_train: np.ndarray, params: BowParams,
-                     seed: int = 0) -> tuple[TfidfVectorizer, LogisticRegression]:
-    """The baseline: word 1..ngram_max-gram TF-IDF, liblinear logistic regression."""
+                     seed: int = 0) -> tuple[TfidfVectorizer, LogisticRegression | OneVsRestClassifier]:
+    """The baseline: word 1..ngram_max-gram TF-IDF, liblinear logistic regression (one-vs-rest
+    for more than two classes)."""
     vectorizer = TfidfVectorizer(tokenizer=_identity, preprocessor=_identity, token_pattern=None,
                                  lowercase=False, ngram_range=(1, params.ngram_max), min_df=params.min_df,
                                  sublinear_tf=params.sublinear_tf, dtype=np.float32)
     features = vectorizer.fit_transform(train_docs)
-    model = LogisticRegression(C=params.C, solver="liblinear", max_iter=1000, random_state=seed)
-    model.fit(features, y_train)
+    y_train = np.asarray(y_train)
+    classes = np.unique(y_train)
+    if len(classes) < 2:
+        raise StageError(f"bow: the training split holds one label only ({classes[0] if len(classes) else 'none'}); "
+                         "tfidf_logreg needs two or more")
+    model = logistic_regression(params.C, len(classes), seed)
+    with involving(f"tfidf_logreg (bow.C={params.C:g}, {len(classes)} classes)"):
+        model.fit(features, y_train)
     return vectorizer, model
 
 
@@ -181,7 +197,8 @@ def main() -> None:
                               "predicted": pred.astype(np.int32), "proba": proba.max(axis=1)}), PREDICTIONS)
     write_json({"models": {"tfidf_logreg": scores}}, METRICS)
     by_source = ", ".join(f"{s} {m['accuracy']:.3f}" for s, m in scores.get("by_source", {}).items())
-    print(f"bow: tfidf_logreg test accuracy {scores['accuracy']:.3f}" + (f" ({by_source})" if by_source else ""))
+    print(f"bow: tfidf_logreg test accuracy {scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}"
+          + (f" ({by_source})" if by_source else ""))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from sklearn.model_selection import train_test_split
 
 from stages import baselines as bl
 from stages import distributed as dd
-from stages.errors import StageError, cli_main
+from stages.errors import StageError, cli_main, involving
 from stages.evaluate import METHODS
 from stages.io import read_frame, read_json, read_table
 from stages.params import MODEL_SPEC, ClassifyParams, Params, load_params
@@ -125,9 +125,10 @@ def _from_bow(data: Dataset) -> Result:
 
 def _fit_predict(name: str, fit, X_train, y_train, X_test) -> Result:
     start = time.perf_counter()
-    model = fit(X_train, y_train)
-    seconds = time.perf_counter() - start
-    return Result(name, "baseline", np.asarray(model.predict_proba(X_test)), seconds)
+    with involving(f"classify.baselines: {name}"):
+        model = fit(X_train, y_train)
+        seconds = time.perf_counter() - start
+        return Result(name, "baseline", np.asarray(model.predict_proba(X_test)), seconds)
 
 
 def load_docvecs(mode: str, data: Dataset) -> np.ndarray:
@@ -318,7 +319,8 @@ def run(params: Params, log=print) -> dict:
     vocab = read_frame(VOCAB, columns=["token"])["token"].tolist()
     models = {}
     for spec in p.models:
-        result, model, saved = train_neural(spec, data, vocab, p, params.seed, device, log)
+        with involving(f"classify.models: {spec}"):
+            result, model, saved = train_neural(spec, data, vocab, p, params.seed, device, log)
         if result is None:
             continue
         saved["tokenise"] = params.tokenise.model_dump()

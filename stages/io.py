@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stages.errors import StageError
+from stages.errors import StageError, involving
 
 
 @contextlib.contextmanager
@@ -48,13 +48,16 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     if not path.exists():
         raise StageError(f"{path}: input not found (run the stage that makes it first: dvc repro)")
     try:
-        return pq.read_table(path, columns=columns)
+        with involving(str(path)):
+            return pq.read_table(path, columns=columns)
     except (pa.ArrowInvalid, OSError) as exc:
         raise StageError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
 def read_frame(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    return read_table(path, columns).to_pandas()
+    table = read_table(path, columns)
+    with involving(str(path)):
+        return table.to_pandas()
 
 
 def write_json(obj: object, path: str | Path) -> None:
@@ -66,4 +69,7 @@ def read_json(path: str | Path) -> object:
     path = Path(path)
     if not path.exists():
         raise StageError(f"{path}: input not found (run the stage that makes it first: dvc repro)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StageError(f"{path}: not a readable JSON file ({exc})") from None

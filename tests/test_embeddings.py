@@ -148,3 +148,80 @@ def test_similarity_with_a_single_known_pair_scores_zero(tmp_path):
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("king\tqueen\t9\nfoo\tbar\t3\n")
     assert similarity_scores(kv, "toy", pairs) == {"toy_spearman": 0.0, "toy_oov": 0.5}
+
+
+def _corrupt_files(tmp_path, n_per_format: int):
+    """(format, bytes) pairs: random bytes, a plausible header over random bytes, a real file cut
+    short, and a real file with random bytes overwritten, for every supported format."""
+    import struct
+
+    from gensim.models import FastText
+    from gensim.models.fasttext import save_facebook_model
+
+    kv = keyed_vectors(["x", "y", "zz"], np.arange(12, dtype=np.float32).reshape(3, 4))
+    kv.save_word2vec_format(str(tmp_path / "ok.txt"))
+    kv.save_word2vec_format(str(tmp_path / "ok.bin"), binary=True)
+    model = FastText(sentences=[["a", "b", "c", "dd"]] * 10, vector_size=4, min_count=1, bucket=50,
+                     epochs=1, workers=1, seed=0)
+    save_facebook_model(model, str(tmp_path / "ft.bin"))
+    real = {"word2vec": (tmp_path / "ok.txt").read_bytes(), "word2vec_binary": (tmp_path / "ok.bin").read_bytes(),
+            "glove": b"x 1 0 2\ny 0 1 2\n", "fasttext_bin": (tmp_path / "ft.bin").read_bytes()}
+    rng = np.random.default_rng(0)
+    for fmt, good in real.items():
+        for k in range(n_per_format):
+            noise = rng.bytes(int(rng.integers(1, 3000)))
+            kind = k % 4
+            if kind == 0:
+                data = noise
+            elif kind == 1:  # a header whose counts the file cannot hold, or a plausible one
+                count, dim = (int(v) for v in rng.integers(1, 2**31, size=2)) if k % 8 == 1 else (3, 4)
+                head = {"fasttext_bin": struct.pack("@2i", 793712314, 12) + struct.pack("@12i", *rng.integers(-5, 2**20, 12))}
+                data = head.get(fmt, f"{count} {dim}\n".encode()) + noise
+            elif kind == 2:
+                data = good[: int(rng.integers(0, len(good)))] + noise[:40]
+            else:
+                flipped = bytearray(good)
+                for at in rng.integers(0, len(good), size=4):
+                    flipped[at] = int(rng.integers(0, 256))
+                data = bytes(flipped)
+            yield fmt, data
+
+
+def test_corrupt_vectors_files_fail_fast_with_one_line(tmp_path):
+    """gensim's readers trust a file's header; a corrupt .bin made the fastText reader loop forever.
+    Every corrupt file either loads or fails with a StageError naming it, never hangs (the alarm turns
+    a hang into a failure) and never raises anything else."""
+    import signal
+
+    def hang(*_):
+        raise TimeoutError("the loader hung")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    failures = loaded = 0
+    try:
+        for k, (fmt, data) in enumerate(_corrupt_files(tmp_path, 60)):
+            path = tmp_path / f"corrupt{k}.{'bin' if fmt in ('word2vec_binary', 'fasttext_bin') else 'txt'}"
+            path.write_bytes(data)
+            signal.alarm(20)
+            try:
+                kv = load_vectors(path, fmt)
+                assert np.isfinite(kv.vectors).all()
+                loaded += 1
+            except StageError as exc:
+                assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
+                failures += 1
+            finally:
+                signal.alarm(0)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert failures >= 200 and failures + loaded == 240
+
+
+def test_vectors_header_larger_than_the_file_is_refused(tmp_path):
+    (tmp_path / "big.bin").write_bytes(b"3000000 300\n" + b"\x00" * 3000)
+    with pytest.raises(StageError, match=r"big\.bin: cannot read as word2vec_binary vectors \(the header says "
+                                         r"3000000 vectors of 300 values"):
+        load_vectors(tmp_path / "big.bin")
+    (tmp_path / "v.bin.gz").write_bytes(b"\x1f\x8b" + b"\x00" * 10)
+    with pytest.raises(StageError, match="compressed"):
+        load_vectors(tmp_path / "v.bin.gz")
