@@ -20,6 +20,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, T
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
+from stages import evaluation
 from stages.chunks import chunk_writer, iter_batches, iter_row_groups
 from stages.errors import StageError, cli_main, involving
 from stages.scores import classification_metrics
@@ -78,23 +79,41 @@ def logistic_regression(C: float, n_classes: int, seed: int = 0) -> LogisticRegr
     return model if n_classes <= 2 else OneVsRestClassifier(model)
 
 
-def fit_tfidf_logreg(train_docs: Sequence[Sequence[str]], y_train: np.ndarray, params: BowParams,
-                     seed: int = 0) -> tuple[TfidfVectorizer, LogisticRegression | OneVsRestClassifier]:
-    """The baseline: word 1..ngram_max-gram TF-IDF, liblinear logistic regression (one-vs-rest
-    for more than two classes)."""
+def tfidf_features(train_docs: Iterable[Sequence[str]], params: BowParams) -> tuple[TfidfVectorizer, sp.csr_matrix]:
+    """Word 1..ngram_max-gram TF-IDF, its vocabulary and idf from `train_docs` only."""
     vectorizer = TfidfVectorizer(tokenizer=_identity, preprocessor=_identity, token_pattern=None,
                                  lowercase=False, ngram_range=(1, params.ngram_max), min_df=params.min_df,
                                  sublinear_tf=params.sublinear_tf, dtype=np.float32)
-    features = vectorizer.fit_transform(train_docs)
+    return vectorizer, vectorizer.fit_transform(train_docs)
+
+
+def fit_logreg(features: sp.csr_matrix, y_train: np.ndarray, C: float,
+               seed: int = 0) -> LogisticRegression | OneVsRestClassifier:
     y_train = np.asarray(y_train)
     classes = np.unique(y_train)
     if len(classes) < 2:
         raise StageError(f"bow: the training split holds one label only ({classes[0] if len(classes) else 'none'}); "
                          "tfidf_logreg needs two or more")
-    model = logistic_regression(params.C, len(classes), seed)
-    with involving(f"tfidf_logreg (bow.C={params.C:g}, {len(classes)} classes)"):
-        model.fit(features, y_train)
-    return vectorizer, model
+    model = logistic_regression(C, len(classes), seed)
+    with involving(f"tfidf_logreg (bow.C={C:g}, {len(classes)} classes)"):
+        return model.fit(features, y_train)
+
+
+def fit_tfidf_logreg(train_docs: Iterable[Sequence[str]], y_train: np.ndarray, params: BowParams,
+                     seed: int = 0, C: float | None = None) -> tuple[TfidfVectorizer, LogisticRegression | OneVsRestClassifier]:
+    """The baseline: word 1..ngram_max-gram TF-IDF, liblinear logistic regression (one-vs-rest
+    for more than two classes), with `C` (default: the first of bow.C)."""
+    vectorizer, features = tfidf_features(train_docs, params)
+    return vectorizer, fit_logreg(features, y_train, params.C[0] if C is None else C, seed)
+
+
+def select_C(fit_docs: Iterable[Sequence[str]], y_fit: np.ndarray, val_docs: Iterable[Sequence[str]],
+             y_val: np.ndarray, params: BowParams, seed: int = 0) -> tuple[float, dict[float, float]]:
+    """The C of bow.C with the best accuracy on the validation slice, fitting on the rest of the
+    training split (the test split is never read)."""
+    vectorizer, features = tfidf_features(fit_docs, params)
+    X_val = vectorizer.transform(val_docs)
+    return evaluation.select(params.C, lambda C: np.mean(fit_logreg(features, y_fit, C, seed).predict(X_val) == y_val))
 
 
 Batches = Callable[[], Iterable[pa.Table]]
@@ -158,19 +177,24 @@ def from_triplets(table: pa.Table, n_columns: int) -> tuple[sp.csr_matrix, np.nd
     return matrix, doc[starts]
 
 
-def _split_docs(batches: Batches, want_train: bool) -> Iterator[list[str]]:
-    for _, train, docs in _doc_batches(batches):
-        yield from (d for d, t in zip(docs, train) if t == want_train)
+def _docs(batches: Batches, rows: np.ndarray) -> Iterator[list[str]]:
+    """The token lists of the rows where `rows` (a mask over the tokens table) is true, streamed."""
+    at = 0
+    for _, _, docs in _doc_batches(batches):
+        keep = rows[at:at + len(docs)]
+        at += len(docs)
+        yield from (d for d, k in zip(docs, keep) if k)
 
 
 @cli_main
 def main() -> None:
     all_params = load_params()
     params = all_params.bow
-    corpus = read_frame(CORPUS, columns=["doc_id", "label_id", "source", "split"])
+    corpus = read_frame(CORPUS, columns=["doc_id", "label_id", "source", "split", "validation"])
     vocab = read_frame(VOCAB, columns=["token"])["token"]
     labels = read_json(LABELS)
     train = (corpus["split"] == "train").to_numpy()
+    validation = corpus["validation"].to_numpy(dtype=bool) & train
 
     def batches() -> Iterator[pa.Table]:
         return iter_batches(TOKENS, ["doc_id", "split", "tokens"], all_params.chunk_docs)
@@ -184,21 +208,29 @@ def main() -> None:
 
     start = time.perf_counter()
     y = corpus["label_id"].to_numpy()
+    fit_rows = train & ~validation
+    C, val_scores = (select_C(_docs(batches, fit_rows), y[fit_rows], _docs(batches, validation), y[validation],
+                              params, all_params.seed) if len(params.C) > 1 else (params.C[0], {}))
     # The fit needs the training matrix in memory; the token lists are streamed into it.
-    vectorizer, model = fit_tfidf_logreg(_split_docs(batches, True), y[train], params, all_params.seed)
+    vectorizer, model = fit_tfidf_logreg(_docs(batches, train), y[train], params, all_params.seed, C=C)
     seconds = time.perf_counter() - start
-    proba = model.predict_proba(vectorizer.transform(_split_docs(batches, False)))
+    proba = model.predict_proba(vectorizer.transform(_docs(batches, ~train)))
     pred = model.classes_[proba.argmax(axis=1)]
     test = corpus.loc[~train]
-    scores = classification_metrics(y[~train], pred, proba, len(labels), test["source"].reset_index(drop=True))
+    scores = classification_metrics(y[~train], pred, proba, len(labels), test["source"].reset_index(drop=True),
+                                    seed=all_params.seed)
     scores["train_seconds"] = round(seconds, 2)
     scores["features"] = len(vectorizer.vocabulary_)
+    scores["C"] = C
+    scores["validation_accuracy"] = {f"{c:g}": round(v, 4) for c, v in val_scores.items()} or None
+    scores["trained_on"] = ("train split (C chosen on its validation slice, then refitted on all of it)"
+                            if val_scores else "train split")
     write_table(pd.DataFrame({"doc_id": test["doc_id"].to_numpy(), "label_id": y[~train],
                               "predicted": pred.astype(np.int32), "proba": proba.max(axis=1)}), PREDICTIONS)
     write_json({"models": {"tfidf_logreg": scores}}, METRICS)
     by_source = ", ".join(f"{s} {m['accuracy']:.3f}" for s, m in scores.get("by_source", {}).items())
-    print(f"bow: tfidf_logreg test accuracy {scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}"
-          + (f" ({by_source})" if by_source else ""))
+    print(f"bow: tfidf_logreg (C {C:g}) test accuracy {scores['accuracy']:.3f} {scores['accuracy_ci']}, "
+          f"macro-F1 {scores['macro_f1']:.3f}" + (f" ({by_source})" if by_source else ""))
 
 
 if __name__ == "__main__":

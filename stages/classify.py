@@ -10,12 +10,16 @@ Neural models (stages/rnn.py, trained by stages/seqtrain.py), one per entry of `
 named "<cell>[-bi]-<pooling>@<embedding>": the embedding layer starts from a method's word vectors
 (`w2v_skipgram`, `glove__vae`, `pretrained`...) or at random. Words of the vocabulary that the
 embedding lacks are mapped to the learned unknown-word vector, except with `fasttext`, which builds
-them from their character n-grams. Early stopping watches a `val_fraction` slice of the training
-split, stratified by label and source; the test split is only used for the final scores.
+them from their character n-grams. Every choice is made on the validation slice of the training split
+that ingest chose (data.val_fraction, stratified by label and source; stages/evaluation.py): each
+baseline's C (then refitted on the whole training split), the neural models' epochs (early stopping),
+the default model of `nlpdag predict`, the attention panel. The test split is scored once.
 
 Outputs: reports/metrics/classify.json {"models": {name: {accuracy, macro_f1, roc_auc, n, by_source,
-train_seconds, tokens_per_second, kind}}}; reports/classify/summary.json (winner and best baseline,
-overall and per source); reports/classify/attention.json; reports/plots/classify/<name>.csv (per
+accuracy_ci, macro_f1_ci, train_seconds, tokens_per_second, kind, transductive, trained_on, C,
+validation_accuracy}}}; reports/classify/summary.json (per scope, overall and per source: winner, or
+null and tied_with, by an exact McNemar test; best baseline; best_neural, chosen on the validation
+slice); reports/classify/attention.json; reports/plots/classify/<name>.csv (per
 epoch); reports/plots/confusion/<name>.csv (actual, predicted); data/classify/predictions.parquet;
 data/classify/states.parquet (each neural model's pooled states of the test documents);
 data/models/classify/<name>/ (what `nlpdag predict` loads).
@@ -35,10 +39,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
 
 from stages import baselines as bl
 from stages import distributed as dd
+from stages import evaluation
 from stages.errors import StageError, cli_main, involving
 from stages.evaluate import METHODS
 from stages.io import read_frame, read_json, read_table
@@ -55,6 +59,7 @@ BOW_METRICS = "reports/metrics/bow.json"
 BOW_PREDICTIONS = "data/bow/predictions.parquet"
 DOCVECS_DIR = Path("data/docvecs")
 REDUCED_DIR = Path("data/reduced")
+TRAIN_DIR = Path("reports/train")
 # Outside DVC's outputs, which DVC deletes before a stage runs: an interrupted run resumes from here.
 CHECKPOINTS = Path(".nlpdag/checkpoints/classify")
 
@@ -67,6 +72,7 @@ class Dataset:
     docs: list[list[str]]        # token lists, in-vocabulary or not
     train: np.ndarray            # (N,) bool
     labels: list[str]
+    validation: np.ndarray | None = None   # (N,) bool, within train: the slice every choice is made on
 
     @property
     def test(self) -> np.ndarray:
@@ -81,30 +87,34 @@ class Result:
     name: str
     kind: str                    # baseline | neural
     proba: np.ndarray            # (n_test, n_classes)
-    seconds: float
+    seconds: float               # features + selection + fit, the same for every row
     extra: dict = field(default_factory=dict)
+    val_proba: np.ndarray | None = None   # (n_validation, n_classes): the chosen setting on the validation slice
+    info: dict = field(default_factory=dict)  # C, validation scores, trained_on, transductive...
 
 
 def load_dataset() -> Dataset:
-    corpus = read_frame(CORPUS, columns=["doc_id", "label_id", "source", "split"])
+    corpus = read_frame(CORPUS)
     tokens = read_frame(TOKENS, columns=["doc_id", "tokens"])
     if not np.array_equal(corpus["doc_id"].to_numpy(), tokens["doc_id"].to_numpy()):
         raise StageError(f"{TOKENS}: documents differ from {CORPUS} (rerun: dvc repro tokenise)")
+    if "validation" not in corpus.columns:
+        raise StageError(f"{CORPUS}: no validation column (written by an older ingest; rerun: dvc repro ingest)")
     labels = [str(label) for label in read_json(LABELS)]
+    train = (corpus["split"] == "train").to_numpy()
     return Dataset(doc_ids=corpus["doc_id"].to_numpy(), y=corpus["label_id"].to_numpy().astype(np.int64),
-                   sources=corpus["source"], docs=[list(d) for d in tokens["tokens"]],
-                   train=(corpus["split"] == "train").to_numpy(), labels=labels)
+                   sources=corpus["source"], docs=[list(d) for d in tokens["tokens"]], train=train, labels=labels,
+                   validation=corpus["validation"].to_numpy(dtype=bool) & train)
 
 
-def validation_split(data: Dataset, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (into the training split) of the fitting and validation parts, stratified by label and
-    source so that early stopping sees both sources in their proportions."""
-    n = int(data.train.sum())
-    strata = pd.Series(data.y[data.train]).astype(str) + "|" + data.sources[data.train].fillna("").to_numpy()
-    counts = strata.value_counts()
-    stratify = strata if (counts >= 2).all() and int(n * fraction) >= len(counts) else None
-    fit, val = train_test_split(np.arange(n), test_size=fraction, random_state=seed, stratify=stratify)
-    return np.sort(fit), np.sort(val)
+def validation_split(data: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (within the training split) of the fitting part and of the validation slice that
+    ingest chose (stratified by label and source, a function of the texts: stages/evaluation.py)."""
+    val = data.validation[data.train]
+    if val.sum() == 0 or val.all():
+        raise StageError(f"{CORPUS}: the validation slice of the training split is empty or all of it "
+                         "(data.val_fraction)")
+    return np.flatnonzero(~val), np.flatnonzero(val)
 
 
 # ---- baselines ---------------------------------------------------------------------------------
@@ -120,41 +130,71 @@ def _from_bow(data: Dataset) -> Result:
     rest = (1.0 - pred["proba"].to_numpy()) / max(k - 1, 1)
     proba = np.repeat(rest[:, None], k, axis=1)
     proba[np.arange(len(pred)), pred["predicted"].to_numpy()] = pred["proba"].to_numpy()
-    return Result("tfidf_logreg", "baseline", proba, float(metrics.get("train_seconds", float("nan"))))
+    info = {key: metrics.get(key) for key in ("C", "validation_accuracy", "trained_on")}
+    return Result("tfidf_logreg", "baseline", proba, float(metrics.get("train_seconds", float("nan"))), info=info)
 
 
-def _fit_predict(name: str, fit, X_train, y_train, X_test) -> Result:
+def _select_fit_predict(name: str, fit, grid: list[float], X_train, data: Dataset, X_test,
+                        features_seconds: float = 0.0, **info) -> Result:
+    """Each C of `grid` fitted on the training split minus its validation slice and scored on the
+    slice; the best one (ties: the smaller C) refitted on the whole training split for the test.
+    `fit(X, y, C)` returns an estimator with predict_proba. The test split is not seen until the end."""
+    fit_pos, val_pos = validation_split(data)
+    y_train = data.y[data.train]
+    take = (lambda M, idx: M[idx]) if not isinstance(X_train, list) else (lambda M, idx: [M[i] for i in idx])
+    X_fit, X_val = take(X_train, fit_pos), take(X_train, val_pos)
     start = time.perf_counter()
     with involving(f"classify.baselines: {name}"):
-        model = fit(X_train, y_train)
-        seconds = time.perf_counter() - start
-        return Result(name, "baseline", np.asarray(model.predict_proba(X_test)), seconds)
+        val_proba = {}
+
+        def score(C: float) -> float:
+            val_proba[C] = np.asarray(fit(X_fit, y_train[fit_pos], C).predict_proba(X_val))
+            return float(np.mean(val_proba[C].argmax(axis=1) == y_train[val_pos]))
+
+        C, scores = evaluation.select(grid, score)
+        model = fit(X_train, y_train, C)
+        proba = np.asarray(model.predict_proba(X_test))
+    seconds = features_seconds + time.perf_counter() - start
+    info = {"C": C, "validation_accuracy": {f"{c:g}": round(v, 4) for c, v in scores.items()},
+            "trained_on": "train split (C chosen on its validation slice, then refitted on all of it)", **info}
+    return Result(name, "baseline", proba, seconds, val_proba=val_proba[C], info=info)
 
 
-def load_docvecs(mode: str, data: Dataset) -> np.ndarray:
+def load_docvecs(mode: str, data: Dataset) -> tuple[np.ndarray, bool]:
+    """(vectors, transductive): transductive when the test documents' vectors were trained beside the
+    training ones (doc2vec.train_on_all), i.e. the model saw the test texts (never their labels)."""
     path = DOCVECS_DIR / f"d2v_{mode}.parquet"
-    table = read_table(path, columns=["doc_id", "vector"])
+    table = read_table(path, columns=["doc_id", "vector", "inferred"])
     ids = table.column("doc_id").to_numpy()
     if not np.array_equal(ids, data.doc_ids):
         raise StageError(f"{path}: documents differ from {CORPUS} (rerun: dvc repro d2v@{mode})")
-    return bl.stack_vectors(table.column("vector"))
+    inferred = table.column("inferred").to_numpy(zero_copy_only=False)
+    return bl.stack_vectors(table.column("vector")), not bool(inferred[data.test].all())
+
+
+def representation_seconds(method: str) -> float | None:
+    """The representation's own training time (reports/train/<method>.json), apart from the row's."""
+    path = TRAIN_DIR / f"{method.partition('__')[0]}.json"
+    return read_json(path).get("train_seconds") if path.is_file() else None
 
 
 def run_baselines(data: Dataset, params: ClassifyParams, seed: int, log=print) -> list[Result]:
     train, test = data.train, data.test
-    y_train = data.y[train]
     results: list[Result] = []
     wanted = set(params.baselines)
     if "tfidf_logreg" in wanted:
         results.append(_from_bow(data))
     if wanted & {"nb_logreg", "nbsvm"}:
+        start = time.perf_counter()
         X_train, X_test = bl.ngram_counts(data.subset(train), data.subset(test))
+        seconds = time.perf_counter() - start
         if "nb_logreg" in wanted:
-            results.append(_fit_predict("nb_logreg", lambda X, y: bl.fit_nb_logreg(X, y, C=params.nb_C, seed=seed),
-                                        X_train, y_train, X_test))
+            results.append(_select_fit_predict("nb_logreg", lambda X, y, C: bl.fit_nb_logreg(X, y, C=C, seed=seed),
+                                               params.nb_C, X_train, data, X_test, seconds))
         if "nbsvm" in wanted:
-            results.append(_fit_predict("nbsvm", lambda X, y: bl.fit_nbsvm(X, y, C=params.nbsvm_C, seed=seed),
-                                        X_train, y_train, X_test))
+            results.append(_select_fit_predict("nbsvm", lambda X, y, C: bl.fit_nbsvm(X, y, C=C, seed=seed),
+                                               params.nbsvm_C, X_train, data, X_test, seconds))
+    dense = lambda X, y, C: bl.fit_dense_logreg(X, y, C=C, seed=seed)  # noqa: E731
     if wanted & {"mean", "tfidf_mean"}:
         idf = bl.idf_weights(data.subset(train)) if "tfidf_mean" in wanted else None  # training split only
         for method in params.baseline_methods:
@@ -166,19 +206,29 @@ def run_baselines(data: Dataset, params: ClassifyParams, seed: int, log=print) -
             for kind, weights in (("mean", None), ("tfidf_mean", idf)):
                 if kind not in wanted:
                     continue
+                start = time.perf_counter()
                 X = bl.mean_vectors(data.docs, tokens, vectors, weights)
-                results.append(_fit_predict(f"{kind}@{method}", lambda X, y: bl.fit_dense_logreg(X, y, C=params.dense_C, seed=seed),
-                                            X[train], y_train, X[test]))
+                results.append(_select_fit_predict(f"{kind}@{method}", dense, params.dense_C, X[train], data, X[test],
+                                                   time.perf_counter() - start, transductive=transductive(method, data),
+                                                   representation_seconds=representation_seconds(method)))
     if "docvec" in wanted:
-        dm, dbow = load_docvecs("dm", data), load_docvecs("dbow", data)
-        for name, X in (("docvec@d2v_dm", dm), ("docvec@d2v_dbow", dbow),
-                        ("docvec@d2v_dm+d2v_dbow", np.hstack([dm, dbow]))):
-            results.append(_fit_predict(name, lambda X, y: bl.fit_dense_logreg(X, y, C=params.dense_C, seed=seed),
-                                        X[train], y_train, X[test]))
+        (dm, dm_all), (dbow, dbow_all) = load_docvecs("dm", data), load_docvecs("dbow", data)
+        for name, X, seen in (("docvec@d2v_dm", dm, dm_all), ("docvec@d2v_dbow", dbow, dbow_all),
+                              ("docvec@d2v_dm+d2v_dbow", np.hstack([dm, dbow]), dm_all or dbow_all)):
+            methods = name.partition("@")[2].split("+")
+            rep = [representation_seconds(m) for m in methods]
+            results.append(_select_fit_predict(name, dense, params.dense_C, X[train], data, X[test], transductive=seen,
+                                               representation_seconds=None if None in rep else round(sum(rep), 2)))
     for r in results:
         log(f"classify: {r.name}: accuracy {float((r.proba.argmax(1) == data.y[test]).mean()):.4f} "
-            f"({r.seconds:.1f} s)")
+            f"({r.seconds:.1f} s" + (f", C {r.info['C']:g}" if r.info.get("C") is not None else "") + ")")
     return results
+
+
+def transductive(embedding: str, data: Dataset) -> bool:
+    """Whether an embedding's training saw the test texts: Doc2Vec's word vectors under train_on_all."""
+    method = embedding.partition("__")[0]
+    return method in ("d2v_dm", "d2v_dbow") and load_docvecs(method[4:], data)[1]
 
 
 # ---- embeddings for the neural models ----------------------------------------------------------
@@ -269,7 +319,7 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
     model = RNNClassifier(config, None if init is None else torch.from_numpy(init))
     seqs = encode_docs(data.docs, index, params.max_len, params.truncation)
     train_idx = np.flatnonzero(data.train)
-    fit, val = validation_split(data, params.val_fraction, seed)
+    fit, val = validation_split(data)
     words_hash = vocab_hash(words)
     key = hashlib.sha1(json.dumps([spec, params.model_dump(), words_hash, train_idx.tolist()[:50],
                                    len(train_idx), seed]).encode()).hexdigest()[:12]
@@ -294,11 +344,18 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
     test_idx = np.flatnonzero(data.test)
     out = predict(model, [seqs[i] for i in test_idx], device=str(device), with_states=True,
                   with_attention=parts["pooling"] == "attention")
+    val_proba = predict(model, [seqs[train_idx[i]] for i in val], device=str(device))["proba"]
     checkpoint.unlink(missing_ok=True)
     extra = {"history": trainer.history_, "tokens_per_second": trainer.tokens_per_second_,
              "best_epoch": trainer.best_epoch_, "states": out["states"], "attention": out.get("attention"),
              "pretrain_history": pretrain_history}
-    return Result(spec, "neural", np.asarray(out["proba"]), seconds, extra), model, saved
+    y_val = data.y[train_idx[val]]
+    info = {"validation_accuracy": round(float(np.mean(np.asarray(val_proba).argmax(axis=1) == y_val)), 4),
+            "epochs": trainer.best_epoch_,
+            "trained_on": "train split minus its validation slice (epochs chosen on the slice by early stopping)",
+            "transductive": parts["embedding"] != "random" and transductive(parts["embedding"], data),
+            "representation_seconds": None if parts["embedding"] == "random" else representation_seconds(parts["embedding"])}
+    return Result(spec, "neural", np.asarray(out["proba"]), seconds, extra, np.asarray(val_proba), info), model, saved
 
 
 def run(params: Params, log=print) -> dict:
@@ -332,7 +389,10 @@ def run(params: Params, log=print) -> dict:
     # The broadcast also holds the other ranks until rank 0 has written everything.
     summary = dd.broadcast(write_outputs(results, models, data, p, params.seed) if dd.is_main() else None)
     for key, name in summary["winner"].items():
-        log(f"classify: winner {key}: {name} (best baseline: {summary['best_baseline'][key]})")
+        verdict = (f"winner {name}" if name else f"best {summary['best'][key]}, tied with "
+                   f"{', '.join(summary['tied_with'][key])} (McNemar p {summary['p_value'][key]})")
+        log(f"classify: {key}: {verdict} (best baseline: {summary['best_baseline'][key]})")
+    log(f"classify: chosen on the validation slice: {summary['best_neural']['overall']}")
     return summary
 
 

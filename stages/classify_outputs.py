@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from stages import evaluation
 from stages.io import atomic_path, write_json, write_table
 from stages.scores import classification_metrics
 
@@ -41,36 +42,49 @@ def truncate(doc: list[str], max_len: int, truncation: str) -> list[str]:
     return doc[:head] + doc[len(doc) - (max_len - head):]
 
 
-def score_results(results: list[Result], data: Dataset) -> dict:
+def score_results(results: list[Result], data: Dataset, seed: int = 0) -> dict:
     y_test = data.y[data.test]
     sources = data.sources[data.test].reset_index(drop=True)
     models = {}
     for r in results:
-        scores = classification_metrics(y_test, r.proba.argmax(axis=1), r.proba, len(data.labels), sources)
+        scores = classification_metrics(y_test, r.proba.argmax(axis=1), r.proba, len(data.labels), sources, seed)
         scores["train_seconds"] = round(r.seconds, 2)
         if "tokens_per_second" in r.extra:
             scores["tokens_per_second"] = round(float(r.extra["tokens_per_second"]))
         scores["kind"] = r.kind
+        scores["transductive"] = bool(r.info.get("transductive", False))
+        for key in ("C", "validation_accuracy", "epochs", "trained_on", "representation_seconds"):
+            if key in r.info:
+                scores[key] = r.info[key]
         models[r.name] = scores
     return {"models": models}
 
 
-def summarise(metrics: dict, data: Dataset) -> dict:
-    """The winner and the best baseline by test accuracy, overall and per source."""
+def summarise(metrics: dict, results: list[Result], data: Dataset) -> dict:
+    """Per scope (overall, each source): the most accurate row on the test split and whether an exact
+    McNemar test separates it from the runner-up (`winner`, else null and `tied_with`); the best
+    baseline likewise; and `best_neural`, the neural model chosen on the validation slice (the
+    default of `nlpdag predict`, the t-SNE classifier map and the attention panel)."""
     models = metrics["models"]
     sources = sorted({s for m in models.values() for s in m.get("by_source", {})})
-
-    def best(kind: str | None, source: str | None) -> str | None:
-        pool = {n: m if source is None else m["by_source"].get(source, {}) for n, m in models.items()
-                if kind is None or m["kind"] == kind}
-        pool = {n: m["accuracy"] for n, m in pool.items() if "accuracy" in m}
-        return max(pool, key=lambda n: (pool[n], n)) if pool else None
-
-    keys = [None, *sources]
-    return {"winner": {k or "overall": best(None, k) for k in keys},
-            "best_baseline": {k or "overall": best("baseline", k) for k in keys},
-            "best_neural": {k or "overall": best("neural", k) for k in keys},
-            "labels": data.labels, "sources": sources}
+    y_test = data.y[data.test]
+    src = data.sources[data.test].fillna("").to_numpy()
+    preds = {r.name: r.proba.argmax(axis=1) for r in results}
+    kinds = {r.name: r.kind for r in results}
+    out: dict = {key: {} for key in ("winner", "best", "tied_with", "p_value", "runner_up", "best_baseline")}
+    for scope in [None, *sources]:
+        rows = np.ones(len(y_test), bool) if scope is None else src == scope
+        key = scope or "overall"
+        v = evaluation.verdict(y_test[rows], {n: p[rows] for n, p in preds.items()})
+        for field in ("winner", "best", "tied_with", "p_value", "runner_up"):
+            out[field][key] = v[field]
+        out["best_baseline"][key] = evaluation.verdict(
+            y_test[rows], {n: p[rows] for n, p in preds.items() if kinds[n] == "baseline"})["best"]
+    neural = {r.name: float(np.mean(r.val_proba.argmax(axis=1) == data.y[data.validation]))
+              for r in results if r.kind == "neural" and r.val_proba is not None}
+    chosen = max(neural, key=lambda n: (neural[n], n)) if neural else None
+    out["best_neural"] = {"overall": chosen, "chosen_on": "validation accuracy"}
+    return {**out, "labels": data.labels, "sources": sources}
 
 
 def attention_examples(result: Result, data: Dataset, params: ClassifyParams, seed: int) -> list[dict]:
@@ -99,9 +113,13 @@ def attention_examples(result: Result, data: Dataset, params: ClassifyParams, se
 
 
 def write_outputs(results: list[Result], models: dict, data: Dataset, params: ClassifyParams, seed: int) -> dict:
-    metrics = score_results(results, data)
+    metrics = score_results(results, data, seed)
     test_ids, y_test = data.doc_ids[data.test], data.y[data.test]
     frames, states, attention = [], [], []
+    # The attention panel shows the attention model chosen on the validation slice.
+    with_attention = [r for r in results if r.kind == "neural" and r.extra.get("attention") and r.val_proba is not None]
+    shown = max(with_attention, key=lambda r: (float(np.mean(r.val_proba.argmax(1) == data.y[data.validation])), r.name),
+                default=None)
     for r in results:
         pred = r.proba.argmax(axis=1)
         frames.append(pd.DataFrame({
@@ -114,7 +132,8 @@ def write_outputs(results: list[Result], models: dict, data: Dataset, params: Cl
             offsets = pa.array(np.arange(len(vec) + 1, dtype=np.int32) * vec.shape[1])
             states.append(pa.table({"model": pa.array([r.name] * len(vec)), "doc_id": pa.array(test_ids),
                                     "vector": pa.ListArray.from_arrays(offsets, pa.array(vec.ravel()))}))
-            attention += attention_examples(r, data, params, seed)
+            if r is shown:
+                attention += attention_examples(r, data, params, seed)
     write_table(pd.concat(frames, ignore_index=True), PREDICTIONS)
     if states:
         write_table(pa.concat_tables(states), STATES)
@@ -134,7 +153,7 @@ def write_outputs(results: list[Result], models: dict, data: Dataset, params: Cl
             with atomic_path(CURVES_DIR / f"{r.name}.csv") as tmp:
                 pd.DataFrame(r.extra["history"])[cols].to_csv(tmp, index=False)
     write_models(models)
-    summary = summarise(metrics, data)
+    summary = summarise(metrics, results, data)
     write_json(summary, SUMMARY)
     write_json(metrics, METRICS)
     return summary

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 from gensim.models.doc2vec import Doc2Vec, TaggedDocument
 
+from stages import evaluation
 from stages.errors import StageError, cli_main
 from stages.gensim_train import EpochLogger, save_model, write_keyed_vectors
 from stages.io import read_frame, read_table, write_table
@@ -86,6 +87,9 @@ def main() -> None:
         # Test labels are never used, whatever the protocol.
         labels = [lab if s == "train" else None for lab, s in zip(corpus["label"].tolist(), split)]
     index = np.flatnonzero(in_training)
+    # A seeded order of the documents themselves: file order (label blocks) never reaches the trainer.
+    keys = evaluation.doc_keys([" ".join(docs[i]) for i in index], all_params.seed, evaluation.STREAM_SALT)
+    index = index[evaluation.stream_order(keys)]
     documents = tagged_documents([docs[i] for i in index], None if labels is None else [labels[i] for i in index])
     logger = EpochLogger(method, params.epochs)
     with Timer() as timer:

@@ -91,8 +91,9 @@ def similarity_scores(kv: KeyedVectors, name: str, pairs: str | Path) -> dict:
         known = {w.upper() for w in kv.index_to_key}
         missing = sum(1 for a, b in rows if a.upper() not in known or b.upper() not in known)
         rho, oov = float("nan"), 100.0 * missing / max(len(rows), 1)
-    rho = float(rho) if rho == rho else 0.0  # nan when fewer than two pairs are in the vocabulary
-    return {f"{name}_spearman": round(rho, 4), f"{name}_oov": round(float(oov) / 100, 4)}
+    # undefined (fewer than two pairs in the vocabulary): null, never a made-up 0
+    rho = round(float(rho), 4) if rho == rho else None
+    return {f"{name}_spearman": rho, f"{name}_oov": round(float(oov) / 100, 4)}
 
 
 def evaluate_vectors(kv: KeyedVectors, params: EvaluateParams, analogies: str | Path | None = None,

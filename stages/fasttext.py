@@ -51,7 +51,7 @@ def word_vector(model: FastText, word: str) -> np.ndarray:
 def main() -> None:
     params = load_params()
     logger = EpochLogger("fasttext", params.fasttext.epochs)
-    with corpus_file() as (path, _), Timer() as timer:
+    with corpus_file(seed=params.seed) as (path, _), Timer() as timer:
         model = train_fasttext(path, params.fasttext, params.seed, callbacks=(logger,))
     write_keyed_vectors("fasttext", model.wv)
     save_model(model, MODEL_DIR, MODEL_FILE)

@@ -1,7 +1,8 @@
 """Stage `ingest`: read a labelled corpus, clean it, and split it into train/test.
 
-Output `data/corpus.parquet` with doc_id, text, label, label_id, source, split (one row group per
-`chunk_docs` documents read); `data/labels.json` with the label list (label_id indexes it); metrics
+Output `data/corpus.parquet` with doc_id, text, label, label_id, source, split, validation (the
+slice of the training split that every choice downstream is made on), one row group per
+`chunk_docs` documents read; `data/labels.json` with the label list (label_id indexes it); metrics
 in `reports/metrics/ingest.json`. The stage reads the corpus twice, `chunk_docs` documents at a
 time (`ingest_chunks`), so the texts are never all in memory.
 """
@@ -18,6 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from stages.chunks import chunk_writer
+from stages import evaluation
 from stages.errors import StageError, cli_main
 from stages.io import write_json, write_table
 from stages.params import DataParams, load_params
@@ -195,7 +197,7 @@ def ingest_chunks(chunks: Callable[[], Iterable[pd.DataFrame]], params: DataPara
     if not metas:
         raise StageError("the corpus has no documents")
     meta = pd.concat(metas, ignore_index=True)
-    plan, labels, metrics = ingest(meta, params, seed)
+    plan, labels, metrics = ingest(meta, params, seed, texts_are_digests=True)
     plan = plan.set_index("doc_id", drop=False)
     with chunk_writer(out) as writer:
         for chunk in chunks():
@@ -236,39 +238,57 @@ def normalise_labels(labels: pd.Series) -> tuple[pd.Series, list]:
     return labels, classes
 
 
+def _digests(frame: pd.DataFrame, texts_are_digests: bool) -> pd.Series:
+    return frame["text"] if texts_are_digests else text_keys(frame["text"])
+
+
 def _strata(frame: pd.DataFrame) -> pd.Series:
     return frame["label"].astype(str) + "\x1f" + frame["source"].fillna("").astype(str)
 
 
-def stratified_sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    """`n` documents, each stratum (label x source) kept in proportion (largest remainder)."""
+def stratified_sample(frame: pd.DataFrame, n: int, seed: int, digests: pd.Series) -> pd.DataFrame:
+    """`n` documents, each stratum (label x source) kept in proportion (largest remainder); within a
+    stratum the documents with the smallest seeded keys of their texts, so file order plays no part."""
     if n >= len(frame):
         return frame
-    groups = frame.groupby(_strata(frame), sort=True).indices
+    strata = _strata(frame).to_numpy()
+    groups = pd.Series(strata).groupby(strata, sort=True).indices
     sizes = np.array([len(ix) for ix in groups.values()])
     exact = sizes * n / len(frame)
     take = np.floor(exact).astype(int)
     order = np.argsort(-(exact - take), kind="stable")
     take[order[: n - take.sum()]] += 1
-    rng = np.random.default_rng(seed)
-    chosen = [rng.choice(ix, size=k, replace=False) for ix, k in zip(groups.values(), take) if k]
+    keys = evaluation.doc_keys(digests.tolist(), seed, evaluation.SAMPLE_SALT)
+    chosen = [ix[np.argsort(keys[ix], kind="stable")[:k]] for ix, k in zip(groups.values(), take) if k]
     return frame.iloc[np.sort(np.concatenate(chosen))].reset_index(drop=True)
 
 
-def split_corpus(frame: pd.DataFrame, test_size: float, seed: int) -> pd.Series:
-    """A train/test split stratified by label and source, deterministic from `seed`."""
-    rng = np.random.default_rng(seed)
-    split = np.full(len(frame), "train", dtype=object)
-    for ix in frame.groupby(_strata(frame), sort=True).indices.values():
-        n_test = int(round(len(ix) * test_size))
-        split[rng.permutation(ix)[:n_test]] = "test"
-    if (split == "test").sum() == 0 or (split == "train").sum() == 0:
+def split_corpus(frame: pd.DataFrame, test_size: float, val_fraction: float, seed: int,
+                 digests: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(split, validation): a train/test split stratified by label and source, and the validation
+    slice of the training split (stratified the same way), each a function of the documents' texts
+    (`digests`) and `seed` alone (stages/evaluation.py)."""
+    strata = _strata(frame).to_numpy()
+    texts = digests.tolist()
+    test = evaluation.hash_split(strata, evaluation.doc_keys(texts, seed, evaluation.SPLIT_SALT), test_size)
+    if test.sum() == 0 or (~test).sum() == 0:
         raise StageError(f"the corpus ({len(frame)} documents) is too small to split with data.test_size={test_size}")
-    return pd.Series(split, index=frame.index, name="split")
+    validation = np.zeros(len(frame), dtype=bool)
+    train = np.flatnonzero(~test)
+    validation[train] = evaluation.hash_split(
+        strata[train], evaluation.doc_keys([texts[i] for i in train], seed, evaluation.VALIDATION_SALT), val_fraction)
+    if validation.sum() == 0 or validation.sum() == len(train):
+        raise StageError(f"the training split ({len(train)} documents) is too small for a validation slice "
+                         f"of data.val_fraction={val_fraction}")
+    return (pd.Series(np.where(test, "test", "train"), index=frame.index, name="split"),
+            pd.Series(validation, index=frame.index, name="validation"))
 
 
-def ingest(raw: pd.DataFrame, params: DataParams, seed: int) -> tuple[pd.DataFrame, list, dict]:
-    """Clean, filter, sample and split a raw corpus. Returns (corpus, labels, metrics)."""
+def ingest(raw: pd.DataFrame, params: DataParams, seed: int,
+           texts_are_digests: bool = False) -> tuple[pd.DataFrame, list, dict]:
+    """Clean, filter, sample and split a raw corpus. Returns (corpus, labels, metrics). The chunked
+    reader passes `text_keys` digests for the texts; sampling and splitting key on the digests
+    either way, so both readers give the same corpus."""
     n_read = len(raw)
     if params.sources is not None:
         if raw["source"].isna().all():
@@ -279,14 +299,16 @@ def ingest(raw: pd.DataFrame, params: DataParams, seed: int) -> tuple[pd.DataFra
     frame, counts = clean_corpus(raw, params.drop_duplicates)
     frame["label"], _ = normalise_labels(frame["label"])
     if params.max_docs is not None:
-        frame = stratified_sample(frame, params.max_docs, seed)
+        frame = stratified_sample(frame, params.max_docs, seed, _digests(frame, texts_are_digests))
     frame["label"], labels = normalise_labels(frame["label"])
     frame["label_id"] = frame["label"].map({label: i for i, label in enumerate(labels)}).astype(np.int32)
-    frame["split"] = split_corpus(frame, params.test_size, seed)
-    frame = frame[["doc_id", "text", "label", "label_id", "source", "split"]]
+    frame["split"], frame["validation"] = split_corpus(frame, params.test_size, params.val_fraction, seed,
+                                                       _digests(frame, texts_are_digests))
+    frame = frame[["doc_id", "text", "label", "label_id", "source", "split", "validation"]]
     metrics = {
         "docs_read": n_read, **counts, "docs": len(frame),
         "train_docs": int((frame["split"] == "train").sum()), "test_docs": int((frame["split"] == "test").sum()),
+        "validation_docs": int(frame["validation"].sum()),
         "labels": {str(label): int((frame["label"] == label).sum()) for label in labels},
     }
     if frame["source"].notna().any():

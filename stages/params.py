@@ -7,14 +7,28 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+                      field_validator, model_validator)
 
 from stages.errors import StageError
 
 PARAMS_FILE = "params.yaml"
+
+
+def _grid(values: list[float]) -> list[float]:
+    if not values:
+        raise ValueError("needs at least one value")
+    if any(v <= 0 for v in values):
+        raise ValueError(f"every value must be > 0 (got {values})")
+    return sorted(set(values))
+
+
+# An inverse regularisation C, or a grid of them chosen from on the validation slice (stages/evaluation.py).
+CGrid = Annotated[list[float], BeforeValidator(lambda v: [v] if isinstance(v, (int, float)) else v),
+                  AfterValidator(_grid)]
 
 
 class _Group(BaseModel):
@@ -30,6 +44,7 @@ class DataParams(_Group):
     sources: list[str] | None = None
     max_docs: int | None = Field(default=None, ge=2)
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
     drop_duplicates: bool = True
 
 
@@ -48,7 +63,7 @@ class BowParams(_Group):
     ngram_max: int = Field(default=2, ge=1, le=5)
     min_df: int = Field(default=2, ge=1)
     sublinear_tf: bool = True
-    C: float = Field(default=16.0, gt=0.0)
+    C: CGrid = [4.0, 16.0, 64.0]
 
 
 class CooccurParams(_Group):
@@ -158,9 +173,9 @@ MODEL_SPEC = re.compile(r"^(rnn|lstm|gru)(-bi)?-(last|max|mean|attention)@([A-Za
 class ClassifyParams(_Group):
     baselines: list[Baseline] = ["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "tfidf_mean", "docvec"]
     baseline_methods: list[str] = ["w2v_cbow", "w2v_skipgram", "glove", "fasttext"]
-    nb_C: float = Field(default=1.0, gt=0.0)
-    nbsvm_C: float = Field(default=0.01, gt=0.0)
-    dense_C: float = Field(default=1.0, gt=0.0)
+    nb_C: CGrid = [0.1, 1.0, 10.0]
+    nbsvm_C: CGrid = [0.001, 0.01, 0.1]
+    dense_C: CGrid = [0.1, 1.0]
     models: list[str] = ["lstm-bi-attention@w2v_skipgram"]
     embed_dim: int = Field(default=100, ge=1)
     freeze_embeddings: bool = False
@@ -176,7 +191,6 @@ class ClassifyParams(_Group):
     optimizer: Literal["adam", "adamw"] = "adamw"
     clip: float = Field(default=1.0, ge=0.0)
     patience: int = Field(default=2, ge=1)
-    val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
     pretrain: Literal["none", "lm", "autoencoder"] = "none"
     pretrain_epochs: int = Field(default=1, ge=1)
     pretrain_max_len: int = Field(default=100, ge=2)

@@ -108,18 +108,18 @@ def confusion_models(params: ReportParams, summary: dict | None) -> list[str]:
         return list(params.confusion_models)
     if not summary:
         return []
-    names = [*summary.get("winner", {}).values(), summary.get("best_baseline", {}).get("overall")]
+    names = [*(summary.get("best") or summary.get("winner", {})).values(), summary.get("best_baseline", {}).get("overall")]
     return [n for n in dict.fromkeys(names) if n]
 
 
 def pick_attention(examples: list, params: ReportParams, classify: dict | None) -> list[dict]:
     """One model's examples (`classify.attention_docs` of them): `report.attention_model`, else the
-    most accurate model with attention."""
+    model with attention that is most accurate on the validation slice (classify writes that one's)."""
     if not examples:
         return []
     models = list(dict.fromkeys(e["model"] for e in examples))
     model = params.attention_model or max(
-        models, key=lambda m: ((classify or {}).get("models", {}).get(m, {}).get("accuracy") or 0, m))
+        models, key=lambda m: ((classify or {}).get("models", {}).get(m, {}).get("validation_accuracy") or 0, m))
     return [e for e in examples if e["model"] == model]
 
 

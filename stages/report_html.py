@@ -31,7 +31,7 @@ def esc(value: object) -> str:
 
 def fmt(value: object, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+        return "n/a"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
@@ -117,6 +117,11 @@ REDUCE_SCORES = [("analogy_accuracy", "analogy acc."), ("wordsim353_spearman", "
                  ("simlex999_spearman", "SimLex999 ρ"), ("reconstruction_mse", "reconstruction MSE")]
 
 
+def _above(value: float | None, reference: float | None) -> bool:
+    """value beats reference; an undefined (null) score beats nothing and is beaten by nothing."""
+    return value is not None and reference is not None and value > reference
+
+
 def reduction_section(reduce: dict | None, topics: dict | None, topic_words: dict[str, list[list[str]]] | None,
                       missing: Sequence[str] = ()) -> str:
     """reduce: {method: {reducer: scores}} with reducer "none" the unreduced vectors; topics: {model: {coherence,
@@ -133,7 +138,7 @@ def reduction_section(reduce: dict | None, topics: dict | None, topic_words: dic
                 row = [reducer] + [scores.get(k) for k, _ in REDUCE_SCORES[:3]]
                 if reducer not in ("none", "pca"):
                     beats = [k for k, _ in REDUCE_SCORES[:3]
-                             if all(scores.get(k, -1) > by_reducer.get(ref, {}).get(k, math.inf) for ref in ("none", "pca"))]
+                             if all(_above(scores.get(k), by_reducer.get(ref, {}).get(k)) for ref in ("none", "pca"))]
                     row[0] = reducer + (" ▲" if beats else "")
                 rows.append(row + [scores.get("reconstruction_mse")])
             parts.append(table(["reducer"] + [t for _, t in REDUCE_SCORES], rows,
@@ -148,17 +153,25 @@ def reduction_section(reduce: dict | None, topics: dict | None, topic_words: dic
     return section("reduction", "\n".join(parts))
 
 
+def _ci(interval: Sequence[float] | None) -> str | None:
+    return None if not interval else f"{interval[0]:.3f}–{interval[1]:.3f}"
+
+
 def _metric_cells(m: dict, sources: Sequence[str]) -> list:
-    cells = [m.get("kind", ""), m.get("accuracy"), m.get("macro_f1"), m.get("roc_auc")]
+    cells = [m.get("kind", ""), m.get("accuracy"), _ci(m.get("accuracy_ci")), m.get("macro_f1"),
+             _ci(m.get("macro_f1_ci")), m.get("roc_auc")]
     cells += [m.get("by_source", {}).get(s, {}).get("accuracy") for s in sources]
-    return cells + [m.get("train_seconds"), m.get("tokens_per_second")]
+    return cells + [m.get("trained_on"), m.get("train_seconds"), m.get("representation_seconds"),
+                    m.get("tokens_per_second")]
 
 
 def verdicts(models: dict, summary: dict) -> list[str]:
-    """One plain sentence per key of summary["winner"] (overall and each source)."""
+    """One plain sentence per scope (overall and each source): a winner only where an exact McNemar
+    test separates the most accurate row from the runner-up at 5%, else who it is tied with."""
     lines = []
-    for key, winner in summary.get("winner", {}).items():
-        if winner is None:
+    best_of = summary.get("best") or summary.get("winner", {})
+    for key, best in best_of.items():
+        if best is None:
             continue
         scope = "Overall" if key == "overall" else f"On {key}"
 
@@ -166,19 +179,24 @@ def verdicts(models: dict, summary: dict) -> list[str]:
             m = models.get(name or "", {})
             return m.get("accuracy") if key == "overall" else m.get("by_source", {}).get(key, {}).get("accuracy")
 
-        base = summary.get("best_baseline", {}).get(key)
-        w_acc, b_acc = acc(winner), acc(base)
-        text = f"{scope}, the winner is <b>{esc(winner)}</b> (accuracy {fmt(w_acc)})"
-        if base is None or b_acc is None:
-            text += "; there is no baseline to compare with."
-        elif winner == base:
-            text += ", itself the best baseline: no neural model beats it."
-        elif w_acc is not None and w_acc > b_acc:
-            text += (f", which beats the best baseline {esc(base)} ({fmt(b_acc)}) by "
-                     f"{fmt(round(w_acc - b_acc, 4))}.")
+        winner = summary.get("winner", {}).get(key)
+        tied = summary.get("tied_with", {}).get(key) or []
+        p = summary.get("p_value", {}).get(key)
+        if winner:
+            text = (f"{scope}, the winner is <b>{esc(winner)}</b> (accuracy {fmt(acc(winner))}): McNemar's test "
+                    f"against the runner-up {esc(summary.get('runner_up', {}).get(key) or '')} gives p = {fmt(p)}")
         else:
-            text += f", which does not beat the best baseline {esc(base)} ({fmt(b_acc)})."
-        lines.append(text)
+            shown = ", ".join(esc(t) for t in tied[:4]) + (f" and {len(tied) - 4} more" if len(tied) > 4 else "")
+            text = (f"{scope}, no winner: the most accurate row, <b>{esc(best)}</b> ({fmt(acc(best))}), is "
+                    f"<b>tied with</b> {shown} (McNemar p = {fmt(p)} against the runner-up; 5% needed)")
+        base = summary.get("best_baseline", {}).get(key)
+        if base and base != best:
+            text += f"; the best baseline is {esc(base)} ({fmt(acc(base))})"
+        lines.append(text + ".")
+    chosen = (summary.get("best_neural") or {}).get("overall")
+    if chosen:
+        lines.append(f"Chosen on the validation slice (the default of <code>nlpdag predict</code>, the t-SNE "
+                     f"classifier map and the attention panel): <b>{esc(chosen)}</b>.")
     return lines
 
 
@@ -190,10 +208,17 @@ def classifiers_section(metrics: dict | None, summary: dict | None, missing: Seq
         if summary:
             parts.append("<ul>" + "".join(f"<li>{line}</li>" for line in verdicts(models, summary)) + "</ul>")
         order = sorted(models, key=lambda n: (-(models[n].get("accuracy") or 0), n))
-        columns = ["model", "kind", "accuracy", "macro F1", "ROC AUC"] + [f"acc. {s}" for s in sources] + \
-                  ["train s", "tokens/s"]
-        best = {i: "max" for i in range(2, 5 + len(sources))}
-        parts.append(table(columns, [[n] + _metric_cells(models[n], sources) for n in order], best))
+        columns = ["model", "kind", "accuracy", "95% CI", "macro F1", "95% CI", "ROC AUC"] + \
+                  [f"acc. {s}" for s in sources] + ["trained on", "train s", "representation s", "tokens/s"]
+        best = {i: "max" for i in (2, 4, 6, *range(7, 7 + len(sources)))}
+        rows = [[n + (" †" if models[n].get("transductive") else "")] + _metric_cells(models[n], sources) for n in order]
+        parts.append(table(columns, rows, best))
+        parts.append('<p class="small">Intervals: 95% bootstrap over the test documents (1,000 resamples, '
+                     'seeded). † saw the test texts (never their labels) while learning its representation: '
+                     'Doc2Vec with <code>doc2vec.train_on_all</code>, transductive; set it to false for the '
+                     'inductive protocol (<code>infer_vector</code>). "train s": features, choosing C on the '
+                     'validation slice and fitting, the same for every row; "representation s": training the '
+                     'word or document vectors it uses, apart.</p>')
     return section("classifiers", "\n".join(parts))
 
 

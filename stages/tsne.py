@@ -48,6 +48,7 @@ DOCVECS = Path("data/docvecs")
 CORPUS = Path("data/corpus.parquet")
 VOCAB = Path("data/vocab.parquet")
 LABELS = Path("data/labels.json")
+SUMMARY = Path("reports/classify/summary.json")
 STATES = Path("data/classify/states.parquet")
 PREDICTIONS = Path("data/classify/predictions.parquet")
 WORD_COLUMNS = ["method", "token", "rank", "x", "y"]
@@ -173,17 +174,16 @@ def state_models(root: Path) -> list[str]:
     return sorted(set(read_table(path, columns=["model"]).column("model").to_pylist()))
 
 
-def pick_classify_model(requested: str | None, available: list[str], predictions: pd.DataFrame | None) -> str:
+def pick_classify_model(requested: str | None, available: list[str], summary: dict | None) -> str:
+    """`tsne.classify_model`, else the neural model `classify` chose on the validation slice (never
+    the test split's favourite), else the first with states."""
     if requested is not None:
         if requested not in available:
             raise StageError(f"params.yaml: tsne.classify_model: no pooled states for {requested!r} in {STATES}; "
                              f"available: {', '.join(available)}")
         return requested
-    if predictions is None:
-        return available[0]
-    acc = (predictions.assign(ok=predictions["label_id"] == predictions["predicted"])
-           .groupby("model")["ok"].mean())
-    return max(available, key=lambda m: (acc.get(m, -1.0), m))
+    chosen = ((summary or {}).get("best_neural") or {}).get("overall")
+    return chosen if chosen in available else available[0]
 
 
 def mark_predictions(sample: pd.DataFrame, predictions: pd.DataFrame | None, model: str | None,
@@ -258,7 +258,8 @@ def run(params: TsneParams, seed: int = 0, root: Path = Path("."), out: Path = T
             if not available:
                 note("docs", name, f"no classifier states ({STATES})")
                 continue
-            model = pick_classify_model(params.classify_model, available, predictions)
+            summary = read_json(root / SUMMARY) if (root / SUMMARY).exists() else None
+            model = pick_classify_model(params.classify_model, available, summary)
             ids, vectors = read_docvecs(root / STATES, sample["doc_id"].to_numpy(), model=model)
         else:
             model = f"docvec@{name}"

@@ -45,7 +45,7 @@ def main() -> None:
     params = load_params()
     method = f"w2v_{arch}"
     logger = EpochLogger(method, params.word2vec.epochs)
-    with corpus_file() as (path, _), Timer() as timer:
+    with corpus_file(seed=params.seed) as (path, _), Timer() as timer:
         model = train_word2vec(path, arch, params.word2vec, params.seed, callbacks=(logger,))
     write_keyed_vectors(method, model.wv)
     write_train_info(method, timer.seconds, logger.losses(), vocab_size=len(model.wv))

@@ -37,6 +37,9 @@ def toy_corpus(n_classes: int, per_class: int = 40, seed: int = 0) -> pd.DataFra
     test = np.zeros(len(frame), bool)
     test[rng.permutation(len(frame))[: len(frame) // 4]] = True
     frame["split"] = np.where(test, "test", "train")
+    validation = np.zeros(len(frame), bool)
+    validation[rng.permutation(np.flatnonzero(~test))[: len(frame) // 8]] = True
+    frame["validation"] = validation
     return frame
 
 
@@ -93,8 +96,20 @@ def test_metrics_cover_every_model_and_baseline(trained):
         assert ("tokens_per_second" in m) == (name in models)
     # The cue word decides the label: the NB features find it.
     assert metrics["nb_logreg"]["accuracy"] >= 0.9
-    assert summary["winner"]["overall"] in expected and set(summary["winner"]) == {"overall", "imdb", "rt"}
+    assert set(summary["winner"]) == {"overall", "imdb", "rt"}
+    for scope, best in summary["best"].items():
+        # 20 test documents: a winner only where McNemar separates the best row from the runner-up
+        assert best in expected and summary["winner"][scope] in (best, None)
+        assert (summary["winner"][scope] is None) == bool(summary["tied_with"][scope])
     assert metrics[summary["best_neural"]["overall"]]["kind"] == "neural"
+    for name, m in metrics.items():
+        for key in ("accuracy", "macro_f1"):
+            lo, hi = m[f"{key}_ci"]
+            assert lo <= m[key] <= hi
+        assert m["transductive"] is False  # the toy docvecs infer every test document
+        assert name == "tfidf_logreg" or m["trained_on"].startswith("train split")  # (bow's row is made up here)
+        if m["kind"] == "baseline" and name != "tfidf_logreg":
+            assert m["C"] in [float(c) for c in m["validation_accuracy"]]
 
 
 def test_outputs_for_the_report(trained):
@@ -210,9 +225,12 @@ def test_truncation_and_validation_split():
     assert classify.truncate(doc, 4, "tail") == ["6", "7", "8", "9"]
     assert classify.truncate(doc, 8, "head_tail") == ["0", "1", "4", "5", "6", "7", "8", "9"]
     frame = toy_corpus(2)
+    train = (frame["split"] == "train").to_numpy()
     data = classify.Dataset(frame["doc_id"].to_numpy(), frame["label_id"].to_numpy(), frame["source"],
-                            [t.split() for t in frame["text"]], (frame["split"] == "train").to_numpy(), ["0", "1"])
-    fit, val = classify.validation_split(data, 0.25, seed=0)
+                            [t.split() for t in frame["text"]], train, ["0", "1"], frame["validation"].to_numpy())
+    fit, val = classify.validation_split(data)
     assert len(set(fit) | set(val)) == data.train.sum() and not set(fit) & set(val)
-    y = data.y[data.train][val]
-    assert abs((y == 1).mean() - 0.5) < 0.15
+    assert np.array_equal(np.flatnonzero(train)[val], np.flatnonzero(frame["validation"].to_numpy()))
+    with pytest.raises(StageError, match="validation slice"):
+        classify.validation_split(classify.Dataset(data.doc_ids, data.y, data.sources, data.docs, train, ["0", "1"],
+                                                   np.zeros(len(train), bool)))

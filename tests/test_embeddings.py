@@ -37,7 +37,15 @@ def test_corpus_file_streams_the_training_split(tokens_file):
     path, docs = tokens_file
     with corpus_file(path) as (text, ids):
         lines = open(text, encoding="utf-8").read().splitlines()
-    assert ids == list(range(250)) and lines[0].split() == docs[0] and len(lines) == 250
+    assert sorted(ids) == list(range(250)) and ids != sorted(ids)  # shuffled, never the file's order
+    assert [line.split() for line in lines] == [docs[i] for i in ids]
+    # the order is the documents' own: a file in reverse order gives the same lines, so does a small bucket
+    table = pq.read_table(path)
+    pq.write_table(table.take(list(range(table.num_rows - 1, -1, -1))), path.with_name("reversed.parquet"))
+    with corpus_file(path.with_name("reversed.parquet"), bucket_docs=40) as (text, reversed_ids):
+        assert open(text, encoding="utf-8").read().splitlines() == lines and reversed_ids == ids
+    with corpus_file(path, seed=1) as (text, other_ids):
+        assert sorted(other_ids) == sorted(ids) and other_ids != ids
     with pytest.raises(StageError, match="no documents"):
         with corpus_file(path, splits=("dev",)):
             pass
@@ -141,13 +149,13 @@ def test_empty_pretrained_table_is_skipped(tmp_path):
     assert load_method("pretrained", tmp_path) is None
 
 
-def test_similarity_with_a_single_known_pair_scores_zero(tmp_path):
+def test_similarity_with_a_single_known_pair_is_undefined(tmp_path):
     from stages.evaluate import similarity_scores
 
     kv = keyed_vectors(["king", "queen"], np.array([[1, 0], [0, 1]], dtype=np.float32))
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("king\tqueen\t9\nfoo\tbar\t3\n")
-    assert similarity_scores(kv, "toy", pairs) == {"toy_spearman": 0.0, "toy_oov": 0.5}
+    assert similarity_scores(kv, "toy", pairs) == {"toy_spearman": None, "toy_oov": 0.5}
 
 
 def _corrupt_files(tmp_path, n_per_format: int):

@@ -16,7 +16,7 @@ from stages.params import BowParams
 def _old_liblinear_fit():
     """The fresh-install bug: liblinear asked for three classes (scikit-learn >= 1.8 refuses)."""
     docs = [["a", "b"], ["c", "d"], ["e", "f"]] * 4
-    return bow.fit_tfidf_logreg(docs, np.arange(12) % 3, BowParams(min_df=1))
+    return bow.fit_tfidf_logreg(docs, np.arange(12) % 3, BowParams(min_df=1, C=16))
 
 
 def test_library_error_is_one_line_naming_stage_parameter_and_library(monkeypatch, capsys):

@@ -41,7 +41,14 @@ def test_empty_group_means_defaults(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("seed: 3\nbow:\n")
     params = load_params(path)
-    assert params.seed == 3 and params.bow.C == 16.0
+    assert params.seed == 3 and params.bow.C == [4.0, 16.0, 64.0]
+
+
+def test_a_C_is_one_value_or_a_grid_chosen_on_validation():
+    assert parse_params({"bow": {"C": 0.5}}).bow.C == [0.5]  # a sweep's -S bow.C=0.5 fixes it
+    assert parse_params({"classify": {"nb_C": [10, 1, 1]}}).classify.nb_C == [1.0, 10.0]
+    with pytest.raises(StageError, match=r"classify\.nbsvm_C: .*every value must be > 0"):
+        parse_params({"classify": {"nbsvm_C": [0.1, -1]}})
 
 
 def test_missing_or_malformed_file(tmp_path):

@@ -31,8 +31,13 @@ def model_metrics(acc: float, kind: str, by_source: dict[str, float]) -> dict:
 CLASSIFY = {"models": {BASELINE: model_metrics(0.8123, "baseline", {"imdb": 0.85, "rotten_tomatoes": 0.7711}),
                        "docvec@d2v_dm": model_metrics(0.7002, "baseline", {"imdb": 0.72, "rotten_tomatoes": 0.66}),
                        NEURAL: model_metrics(0.8456, "neural", {"imdb": 0.9012, "rotten_tomatoes": 0.75})}}
-SUMMARY = {"winner": {"overall": NEURAL, "imdb": NEURAL, "rotten_tomatoes": BASELINE},
+SUMMARY = {"winner": {"overall": NEURAL, "imdb": None, "rotten_tomatoes": BASELINE},
+           "best": {"overall": NEURAL, "imdb": NEURAL, "rotten_tomatoes": BASELINE},
+           "tied_with": {"overall": [], "imdb": [BASELINE], "rotten_tomatoes": []},
+           "p_value": {"overall": 0.0123, "imdb": 0.31, "rotten_tomatoes": 0.001},
+           "runner_up": {"overall": BASELINE, "imdb": BASELINE, "rotten_tomatoes": NEURAL},
            "best_baseline": {"overall": BASELINE, "imdb": BASELINE, "rotten_tomatoes": BASELINE},
+           "best_neural": {"overall": NEURAL, "chosen_on": "validation accuracy"},
            "labels": ["neg", "pos"], "sources": SOURCES}
 
 
@@ -108,19 +113,20 @@ def section_of(page: str, sid: str) -> str:
 
 def test_table_formats_values_and_marks_the_best():
     out = h.table(["m", "acc"], [("a", 0.8123), ("b", 0.9), ("c", None)], best={1: "max"})
-    assert "0.8123" in out and '<td class="num best">0.9</td>' in out and "<td>–</td>" in out
+    assert "0.8123" in out and '<td class="num best">0.9</td>' in out and "<td>n/a</td>" in out
     assert "&lt;x&gt;" in h.table(["<x>"], [])
 
 
-def test_verdicts_say_who_wins_and_whether_it_beats_the_best_baseline():
+def test_verdicts_name_a_winner_only_where_the_paired_test_says_so():
     lines = h.verdicts(CLASSIFY["models"], SUMMARY)
-    assert len(lines) == 3
-    assert f"Overall, the winner is <b>{NEURAL}</b> (accuracy 0.8456), which beats the best baseline " \
-           f"{BASELINE} (0.8123) by 0.0333." == lines[0]
-    assert "On imdb" in lines[1] and "beats the best baseline" in lines[1]
-    assert lines[2].startswith(f"On rotten_tomatoes, the winner is <b>{BASELINE}</b>") and "no neural model beats" in lines[2]
-    worse = dict(SUMMARY, winner={"overall": "docvec@d2v_dm"})
-    assert "does not beat the best baseline" in h.verdicts(CLASSIFY["models"], worse)[0]
+    assert len(lines) == 4
+    assert lines[0] == (f"Overall, the winner is <b>{NEURAL}</b> (accuracy 0.8456): McNemar's test against the "
+                        f"runner-up {BASELINE} gives p = 0.0123; the best baseline is {BASELINE} (0.8123).")
+    assert lines[1] == (f"On imdb, no winner: the most accurate row, <b>{NEURAL}</b> (0.9012), is <b>tied with</b> "
+                        f"{BASELINE} (McNemar p = 0.31 against the runner-up; 5% needed); the best baseline is "
+                        f"{BASELINE} (0.85).")
+    assert lines[2].startswith(f"On rotten_tomatoes, the winner is <b>{BASELINE}</b>") and "best baseline" not in lines[2]
+    assert lines[3].startswith("Chosen on the validation slice") and NEURAL in lines[3]
 
 
 def test_classifier_table_holds_every_model_and_per_source_accuracy():

@@ -124,12 +124,12 @@ def test_snippet_strips_html_and_cuts():
 
 
 def test_pick_classify_model():
-    preds = pd.DataFrame({"model": ["a", "a", "b", "b"], "doc_id": [1, 2, 1, 2], "label_id": [0, 1, 0, 1],
-                          "predicted": [0, 0, 0, 1]})
-    assert pick_classify_model(None, ["a", "b"], preds) == "b"
-    assert pick_classify_model("a", ["a", "b"], preds) == "a"
+    summary = {"best_neural": {"overall": "b", "chosen_on": "validation accuracy"}}
+    assert pick_classify_model(None, ["a", "b"], summary) == "b"
+    assert pick_classify_model(None, ["a", "b"], None) == "a"
+    assert pick_classify_model("a", ["a", "b"], summary) == "a"
     with pytest.raises(StageError, match="tsne.classify_model: no pooled states for 'c'"):
-        pick_classify_model("c", ["a", "b"], preds)
+        pick_classify_model("c", ["a", "b"], summary)
 
 
 def test_mark_predictions_without_predictions_leaves_nulls():

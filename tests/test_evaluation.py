@@ -1,0 +1,100 @@
+"""The evaluation protocol (stages/evaluation.py): order-free splits, bootstrap intervals, the paired
+test behind "winner" / "tied", and choices that never look at the test split."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import classify, evaluation
+from stages import ingest as ing
+from stages.params import DataParams
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_split_depends_on_the_documents_not_their_order(tiny_frame):
+    params = DataParams(test_size=0.25, val_fraction=0.2)
+    a, _, _ = ing.ingest(tiny_frame, params, seed=0)
+    shuffled = tiny_frame.sample(frac=1.0, random_state=3).reset_index(drop=True).assign(doc_id=range(len(tiny_frame)))
+    b, _, _ = ing.ingest(shuffled, params, seed=0)
+    for frame in (a, b):
+        assert (frame["split"] == "test").sum() == 10 and frame["validation"].sum() == 6
+        assert not (frame["validation"] & (frame["split"] == "test")).any()
+        assert (frame[frame["split"] == "test"].groupby(["label", "source"]).size() >= 2).all()
+    by_text = lambda f: f.set_index("text")[["split", "validation"]].sort_index()  # noqa: E731
+    assert by_text(a).equals(by_text(b))
+    c, _, _ = ing.ingest(tiny_frame, params, seed=1)
+    assert not by_text(a).equals(by_text(c))
+
+
+def test_hash_split_shares_among_strata_by_largest_remainder():
+    strata = np.array(["a"] * 7 + ["b"] * 3)
+    keys = evaluation.doc_keys([str(i) for i in range(10)], 0, "x")
+    chosen = evaluation.hash_split(strata, keys, 0.2)
+    assert chosen.sum() == 2 and chosen[:7].sum() == 1 and chosen[7:].sum() == 1
+    a_members = np.flatnonzero(strata == "a")
+    assert chosen[a_members[np.argmin(keys[a_members])]]
+
+
+def test_bootstrap_interval_covers_the_true_accuracy_about_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    covered = 0
+    for trial in range(150):
+        y = rng.integers(0, 2, 300)
+        pred = np.where(rng.random(300) < 0.8, y, 1 - y)   # true accuracy 0.8
+        lo, hi = evaluation.bootstrap_ci(y, pred, 2, seed=trial, rounds=400)["accuracy_ci"]
+        covered += lo <= 0.8 <= hi
+    assert 0.88 <= covered / 150 <= 0.99
+    ci = evaluation.bootstrap_ci(y, pred, 2, seed=1)
+    assert ci == evaluation.bootstrap_ci(y, pred, 2, seed=1)  # seeded
+    lo, hi = ci["macro_f1_ci"]
+    from sklearn.metrics import f1_score
+    assert lo <= f1_score(y, pred, average="macro") <= hi
+    assert evaluation.bootstrap_ci(y[:0], pred[:0], 2) == {"accuracy_ci": None, "macro_f1_ci": None}
+
+
+def test_mcnemar_and_the_verdict():
+    y = np.zeros(100, int)
+    a = y.copy()
+    b = y.copy()
+    b[:10] = 1                           # b wrong on 10 documents a gets right, never the reverse
+    assert evaluation.mcnemar(y, a, b) == pytest.approx(2 * 0.5 ** 10)
+    assert evaluation.mcnemar(y, a, a) == 1.0
+    v = evaluation.verdict(y, {"a": a, "b": b})
+    assert v["winner"] == "a" and v["tied_with"] == [] and v["p_value"] < 0.05
+    c = y.copy()
+    c[:2] = 1                            # two documents apart: not separable
+    v = evaluation.verdict(y, {"a": a, "b": b, "c": c})
+    assert v["winner"] is None and v["best"] == "a" and v["tied_with"] == ["c"] and v["runner_up"] == "c"
+
+
+def test_select_prefers_the_smaller_value_on_ties():
+    assert evaluation.select([10.0, 1.0, 0.1], lambda C: {0.1: 0.5, 1.0: 0.8, 10.0: 0.8}[C]) == \
+        (1.0, {0.1: 0.5, 1.0: 0.8, 10.0: 0.8})
+
+
+def test_no_choice_depends_on_the_test_labels(tmp_path, monkeypatch):
+    """The same workspace twice, the second with the test split's labels shuffled: every C, epoch
+    count and default model is the same; only the test scores move."""
+    from test_classify import make_workspace
+
+    choices = []
+    for k, root in enumerate((tmp_path / "a", tmp_path / "b")):
+        root.mkdir()
+        make_workspace(root, 2, ["gru-mean@random", "lstm-attention@w2v_skipgram"],
+                       ["nb_logreg", "nbsvm", "mean", "docvec"])
+        if k:
+            corpus = pd.read_parquet(root / classify.CORPUS)
+            test = corpus["split"] == "test"
+            corpus.loc[test, "label_id"] = np.random.default_rng(5).permutation(corpus.loc[test, "label_id"].to_numpy())
+            corpus.to_parquet(root / classify.CORPUS, index=False)
+        monkeypatch.chdir(root)
+        summary = classify.run(classify.load_params(), log=lambda *_: None)
+        metrics = json.loads((root / classify.METRICS).read_text())["models"]
+        attention = json.loads((root / classify.ATTENTION).read_text())
+        choices.append(({n: (m.get("C"), m.get("validation_accuracy"), m.get("epochs")) for n, m in metrics.items()},
+                        summary["best_neural"], {a["model"] for a in attention},
+                        {n: m["accuracy"] for n, m in metrics.items()}))
+    assert choices[0][:3] == choices[1][:3]
+    assert choices[0][3] != choices[1][3]
