@@ -354,8 +354,19 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
             "epochs": trainer.best_epoch_,
             "trained_on": "train split minus its validation slice (epochs chosen on the slice by early stopping)",
             "transductive": parts["embedding"] != "random" and transductive(parts["embedding"], data),
-            "representation_seconds": None if parts["embedding"] == "random" else representation_seconds(parts["embedding"])}
+            "representation_seconds": None if parts["embedding"] == "random" else representation_seconds(parts["embedding"]),
+            "gradients": gradient_summary(trainer.grad_norms_, params.clip)}
     return Result(spec, "neural", np.asarray(out["proba"]), seconds, extra, np.asarray(val_proba), info), model, saved
+
+
+def gradient_summary(norms: list[float], clip: float) -> dict | None:
+    """The global gradient norms of every step before clipping (backprop through time): how large they
+    grew and how often `clip` cut them, the evidence for 'clipping tames exploding gradients'."""
+    if not norms:
+        return None
+    norms_ = np.asarray(norms, dtype=np.float64)
+    return {"steps": len(norms_), "median": round(float(np.median(norms_)), 4), "max": round(float(norms_.max()), 4),
+            "clip": clip or None, "clipped_share": round(float((norms_ > clip).mean()), 4) if clip else None}
 
 
 def run(params: Params, log=print) -> dict:

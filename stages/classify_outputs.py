@@ -45,19 +45,39 @@ def truncate(doc: list[str], max_len: int, truncation: str) -> list[str]:
 def score_results(results: list[Result], data: Dataset, seed: int = 0) -> dict:
     y_test = data.y[data.test]
     sources = data.sources[data.test].reset_index(drop=True)
+    lengths = np.array([len(data.docs[i]) for i in np.flatnonzero(data.test)])
+    bands = length_bands(lengths)
     models = {}
     for r in results:
         scores = classification_metrics(y_test, r.proba.argmax(axis=1), r.proba, len(data.labels), sources, seed)
+        correct = r.proba.argmax(axis=1) == y_test
+        scores["by_length"] = {name: {"accuracy": round(float(correct[rows].mean()), 4), "n": int(rows.sum())}
+                               for name, rows in bands.items() if rows.any()}
         scores["train_seconds"] = round(r.seconds, 2)
         if "tokens_per_second" in r.extra:
             scores["tokens_per_second"] = round(float(r.extra["tokens_per_second"]))
         scores["kind"] = r.kind
         scores["transductive"] = bool(r.info.get("transductive", False))
-        for key in ("C", "validation_accuracy", "epochs", "trained_on", "representation_seconds"):
+        for key in ("C", "validation_accuracy", "epochs", "trained_on", "representation_seconds", "gradients"):
             if key in r.info:
                 scores[key] = r.info[key]
         models[r.name] = scores
     return {"models": models}
+
+
+def length_bands(lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """Test documents by token length, in quartiles ("<=52 tokens", "53-110 tokens", ...): the
+    evidence for 'LSTMs cope with long documents better than plain RNNs'."""
+    if not len(lengths):
+        return {}
+    edges = np.unique(np.quantile(lengths, [0.25, 0.5, 0.75]).astype(int))
+    bands, lo = {}, int(lengths.min())
+    for hi in [*edges, int(lengths.max())]:
+        rows = (lengths >= lo) & (lengths <= hi)
+        if rows.any() and hi >= lo:
+            bands[f"{lo}-{hi} tokens"] = rows
+        lo = hi + 1
+    return bands
 
 
 def summarise(metrics: dict, results: list[Result], data: Dataset) -> dict:

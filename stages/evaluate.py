@@ -1,9 +1,10 @@
 """Stage `evaluate`: intrinsic evaluation of every embedding method on the same footing.
 
 Word analogies (gensim's `questions-words.txt`, restricted to the most frequent words, with the
-share of questions answered), Spearman correlation with human similarity judgements
+share of questions answered; accuracy also per half: semantic sections and syntactic "gram" ones), Spearman correlation with human similarity judgements
 (`wordsim353.tsv`, `simlex999.txt`, with the out-of-vocabulary ratio), and nearest neighbours of
-probe words. The test sets ship inside gensim; nothing is downloaded.
+probe words; for FastText, the typo probes its stage measured (reports/train/fasttext.json). The
+test sets ship inside gensim; nothing is downloaded.
 
 Output: `reports/metrics/embeddings.json` ({method: {analogy_accuracy, ...}}), `reports/neighbours.json`.
 """
@@ -29,6 +30,7 @@ ANALOGIES = "questions-words.txt"
 SIMILARITY_SETS = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
 
 
+
 def keyed_vectors(tokens: list[str], matrix: np.ndarray) -> KeyedVectors:
     kv = KeyedVectors(vector_size=matrix.shape[1])
     kv.add_vectors(tokens, matrix)
@@ -50,17 +52,22 @@ def analogy_scores(kv: KeyedVectors, questions: str | Path, restrict: int) -> di
     first: dict[str, int] = {}
     for i, word in enumerate(words):
         first.setdefault(word.upper(), i)
-    total, rows = 0, []
+    total, rows, syntactic, is_syntactic = 0, [], [], False
     with open(questions, encoding="utf-8") as f:
         for line in f:
-            if not line.strip() or line.startswith(":"):
+            if line.startswith(":"):  # a section: ": gram..." ones are syntactic, the others semantic
+                is_syntactic = line[1:].strip().startswith("gram")
+                continue
+            if not line.strip():
                 continue
             total += 1
             ids = [first.get(word.upper()) for word in line.split()]
             if len(ids) == 4 and None not in ids:
                 rows.append(ids)
-    if not rows:
-        return {"analogy_accuracy": 0.0, "analogy_coverage": 0.0}
+                syntactic.append(is_syntactic)
+    if not rows:  # nothing answerable: undefined, not 0
+        return {"analogy_accuracy": None, "analogy_coverage": 0.0 if total else None,
+                "analogy_semantic": None, "analogy_syntactic": None}
     quads = np.asarray(rows, dtype=np.int64)  # (Q, 4): a, b, c, expected as indices of first forms
     unit = np.asarray(kv.vectors[:len(words)], dtype=np.float32)
     norms = np.linalg.norm(unit, axis=1, keepdims=True)
@@ -68,7 +75,7 @@ def analogy_scores(kv: KeyedVectors, questions: str | Path, restrict: int) -> di
     # Case variants (e.g. "King" after "king") are excluded along with the form that stands for them.
     group = np.array([first[word.upper()] for word in words], dtype=np.int64)  # (R,)
     variants = np.flatnonzero(group != np.arange(len(words)))
-    correct = 0
+    hits = np.zeros(len(quads), dtype=bool)
     for lo in range(0, len(quads), batch):
         q = quads[lo:lo + batch]
         target = unit[q[:, 1]] - unit[q[:, 0]] + unit[q[:, 2]]  # (B, D)
@@ -78,9 +85,15 @@ def analogy_scores(kv: KeyedVectors, questions: str | Path, restrict: int) -> di
         if len(variants):
             hit = (group[variants][None, :, None] == q[:, None, :3]).any(axis=2)  # (B, n_variants)
             sims[:, variants] = np.where(hit, -np.inf, sims[:, variants])
-        correct += int((sims.argmax(axis=1) == q[:, 3]).sum())
-    return {"analogy_accuracy": round(correct / len(quads), 4),
-            "analogy_coverage": round(len(quads) / total, 4) if total else 0.0}
+        hits[lo:lo + batch] = sims.argmax(axis=1) == q[:, 3]
+    syntactic = np.asarray(syntactic)
+
+    def part(mask: np.ndarray) -> dict | None:  # accuracy and the number of questions, for intervals
+        return {"accuracy": round(float(hits[mask].mean()), 4), "n": int(mask.sum())} if mask.any() else None
+
+    return {"analogy_accuracy": round(float(hits.mean()), 4),
+            "analogy_coverage": round(len(quads) / total, 4) if total else 0.0,
+            "analogy_semantic": part(~syntactic), "analogy_syntactic": part(syntactic)}
 
 
 def similarity_scores(kv: KeyedVectors, name: str, pairs: str | Path) -> dict:
@@ -134,9 +147,11 @@ def main() -> None:
         scores["train_seconds"] = read_json(info).get("train_seconds") if info.exists() else None
         metrics[method] = scores
         probes[method] = neighbours(kv, params.probe_words, params.neighbours)
-        print(f"evaluate: {method:<13} analogy {scores['analogy_accuracy']:.3f} "
-              f"(coverage {scores['analogy_coverage']:.2f}), WS353 {scores['wordsim353_spearman']:.3f}, "
-              f"SimLex {scores['simlex999_spearman']:.3f}")
+        if info.exists() and "unseen_words" in read_json(info):  # FastText's typo probes (stages/fasttext.py)
+            scores["unseen_words"] = read_json(info)["unseen_words"]
+        print(f"evaluate: {method:<13} analogy {scores['analogy_accuracy']} "
+              f"(coverage {scores['analogy_coverage']}), WS353 {scores['wordsim353_spearman']}, "
+              f"SimLex {scores['simlex999_spearman']}")
     write_json(metrics, METRICS)
     write_json(probes, NEIGHBOURS)
 

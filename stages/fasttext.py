@@ -19,6 +19,7 @@ from stages.vectors import Timer, write_train_info
 
 MODEL_DIR = Path("data/models/fasttext")
 MODEL_FILE = "fasttext.model"
+UNSEEN_PROBES = 1000   # typo probes: made from the most frequent words
 
 
 def train_fasttext(corpus_path: str, params: FasttextParams, seed: int, callbacks: tuple = ()) -> FastText:
@@ -33,6 +34,22 @@ def train_fasttext(corpus_path: str, params: FasttextParams, seed: int, callback
     model.train(corpus_file=corpus_path, total_examples=model.corpus_count, total_words=model.corpus_total_words,
                 epochs=params.epochs, callbacks=list(callbacks))
     return model
+
+
+def misspelling(word: str) -> str:
+    """A typo of `word`: its middle letter doubled ("brilliant" -> "brillliant")."""
+    middle = len(word) // 2
+    return word[:middle] + word[middle] + word[middle:]
+
+
+def unseen_word_scores(model: FastText, words: list[str], n: int = 10) -> dict:
+    """FastText's vectors for words it never saw: for each word (in the vocabulary, 6+ letters), a typo
+    that is not; the share of typos whose nearest vocabulary neighbours (top n) include the word."""
+    probes = [(w, misspelling(w)) for w in words if len(w) >= 6 and w.isalpha()]
+    probes = [(w, m) for w, m in probes if m not in model.wv.key_to_index]
+    found = [w in {v for v, _ in model.wv.most_similar(m, topn=n)} for w, m in probes]
+    return {"typos": len(found), f"typo_top{n}": round(float(np.mean(found)), 4) if found else None,
+            "examples": [[m, w, bool(ok)] for (w, m), ok in list(zip(probes, found))[:8]]}
 
 
 def load_model(folder: Path = MODEL_DIR) -> FastText:
@@ -55,7 +72,8 @@ def main() -> None:
         model = train_fasttext(path, params.fasttext, params.seed, callbacks=(logger,))
     write_keyed_vectors("fasttext", model.wv)
     save_model(model, MODEL_DIR, MODEL_FILE)
-    write_train_info("fasttext", timer.seconds, None, vocab_size=len(model.wv))
+    write_train_info("fasttext", timer.seconds, None, vocab_size=len(model.wv),
+                     unseen_words=unseen_word_scores(model, model.wv.index_to_key[:UNSEEN_PROBES]))
     print(f"fasttext: {len(model.wv)} words x {model.vector_size} in {timer.seconds:.1f} s")
 
 

@@ -22,7 +22,7 @@ def _grid(values: list[float]) -> list[float]:
     if not values:
         raise ValueError("needs at least one value")
     if any(v <= 0 for v in values):
-        raise ValueError(f"every value must be > 0 (got {values})")
+        raise ValueError("every value must be > 0")
     return sorted(set(values))
 
 
@@ -159,6 +159,8 @@ class TopicsParams(_Group):
     n_topics: int = Field(default=20, ge=2)
     top_words: int = Field(default=10, ge=1)
     max_features: int = Field(default=5000, ge=10)
+    stop_words: Literal["english", "none"] = "english"
+    max_df: float = Field(default=0.5, gt=0.0, le=1.0)
     epochs: int = Field(default=30, ge=1)
     batch_size: int = Field(default=256, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0.0)
@@ -176,7 +178,7 @@ class ClassifyParams(_Group):
     nb_C: CGrid = [0.1, 1.0, 10.0]
     nbsvm_C: CGrid = [0.001, 0.01, 0.1]
     dense_C: CGrid = [0.1, 1.0]
-    models: list[str] = ["lstm-bi-attention@w2v_skipgram"]
+    models: list[str] = ["lstm-bi-attention@w2v_skipgram", "lstm-bi-max@w2v_skipgram", "rnn-bi-attention@w2v_skipgram"]
     embed_dim: int = Field(default=100, ge=1)
     freeze_embeddings: bool = False
     hidden: int = Field(default=128, ge=1)
@@ -266,7 +268,7 @@ def _describe(error: dict) -> str:
         return f"{key}: unknown key"
     got = error.get("input")
     shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{key}: {error['msg']}{shown}"
+    return f"{key}: {error['msg'].removeprefix('Value error, ')}{shown}"
 
 
 def parse_params(raw: dict | None, source: str = PARAMS_FILE) -> Params:

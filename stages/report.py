@@ -18,6 +18,7 @@ import pandas as pd
 
 from stages import report_charts as charts
 from stages import report_html as h
+from stages.claims import check_claims
 from stages.errors import StageError, cli_main
 from stages.io import atomic_path, read_frame
 from stages.params import Params, ReportParams, load_params
@@ -123,7 +124,8 @@ def pick_attention(examples: list, params: ReportParams, classify: dict | None) 
     return [e for e in examples if e["model"] == model]
 
 
-def topic_words(frame: pd.DataFrame | None, n_topics: int = 5, n_words: int = 8) -> dict[str, list[list[str]]]:
+def topic_words(frame: pd.DataFrame | None, n_topics: int | None = None, n_words: int = 10) -> dict[str, list[list[str]]]:
+    """{model: [top words of each topic]}: every topic by default."""
     if frame is None or frame.empty:
         return {}
     out = {}
@@ -153,6 +155,7 @@ def build(params: ReportParams, probes: Sequence[str], root: Path = Path("."),
     words_of_topics = topic_words(inp.parquet(TOPICS))
     sections.append(h.reduction_section(reduce, topics, words_of_topics, inp.take_missing()))
     sections.append(h.classifiers_section(classify, summary, [m for m in classify_missing if m != ATTENTION]))
+    sections.append(h.claims_section(check_claims(embeddings, tokenise, reduce, classify)))
 
     models = (classify or {}).get("models", {})
     curves = {}

@@ -88,17 +88,35 @@ def labelled_words(frame: pd.DataFrame, probes: Sequence[str] = (), n: int = 30,
     return pd.concat([frame[frame["token"].isin(list(probes))], picks]).drop_duplicates("token")
 
 
-def word_map_figure(frame: pd.DataFrame, method: str, probes: Sequence[str] = ()):
-    """One method's word map: colour by log frequency rank; hover shows the word and its rank; the
-    probe words and a spread of others printed on the map."""
+def polarity_scale(frame: pd.DataFrame, labels: Sequence[str]) -> tuple[np.ndarray, dict, str]:
+    """(colour values, colour-scale settings, legend title) of a word map: each word's naive-Bayes
+    log-count ratio, clipped at ±2, red for the first label and blue for the second (two labels),
+    else the strength of the label it leans to; log frequency rank for maps made before polarity."""
+    if "polarity" not in frame:
+        return np.log10(frame["rank"].to_numpy() + 1), dict(colorscale="Viridis", reversescale=True), "log10 rank"
+    values = np.clip(frame["polarity"].to_numpy(dtype=float), -2, 2)
+    if len(labels) == 2:
+        return values, dict(colorscale="RdBu", cmin=-2, cmax=2, cmid=0), \
+            f"NB log-count ratio<br>← {labels[0]} · {labels[1]} →"
+    return values, dict(colorscale="Viridis"), "NB log-count ratio of<br>the label it leans to"
+
+
+def word_map_figure(frame: pd.DataFrame, method: str, probes: Sequence[str] = (), labels: Sequence[str] = ()):
+    """One method's word map, each word coloured by the sentiment (label) it carries in the training
+    documents (`polarity_scale`): a method that separates sentiment words shows red and blue regions.
+    Hover: the word, its frequency rank and its leaning; probe words and a spread of others printed."""
     import plotly.graph_objects as go
 
     shown = labelled_words(frame, probes)
+    colour, scale, title = polarity_scale(frame, labels)
+    leaning = frame["leaning"] if "leaning" in frame else [None] * len(frame)
+    polarity = frame["polarity"] if "polarity" in frame else [None] * len(frame)
     fig = go.Figure(go.Scatter(
         x=frame["x"], y=frame["y"], mode="markers", name=method,
-        marker=dict(size=5, color=np.log10(frame["rank"].to_numpy() + 1), colorscale="Viridis", reversescale=True,
-                    colorbar=dict(title="log10 rank", thickness=10), opacity=0.8),
-        hovertext=[f"<b>{_esc(t)}</b><br>frequency rank {r + 1}" for t, r in zip(frame["token"], frame["rank"])],
+        marker=dict(size=5, color=colour, **scale, colorbar=dict(title=title, thickness=10), opacity=0.85),
+        hovertext=[f"<b>{_esc(t)}</b><br>frequency rank {r + 1}"
+                   + (f"<br>leans to {_esc(str(lean))} (r = {pol:+.2f})" if lean is not None else "")
+                   for t, r, lean, pol in zip(frame["token"], frame["rank"], leaning, polarity)],
         hoverinfo="text"))
     fig.add_trace(go.Scatter(x=shown["x"], y=shown["y"], mode="text", text=shown["token"], textposition="top center",
                              textfont=dict(size=10, color="#333"), hoverinfo="skip"))
@@ -145,7 +163,7 @@ def tsne_figures(words: pd.DataFrame, docs: pd.DataFrame, labels: Sequence[str],
     out = []
     for kind, name, stem in map_names(words, docs):
         if kind == "words":
-            fig = word_map_figure(words[words["method"] == name], name, probes)
+            fig = word_map_figure(words[words["method"] == name], name, probes, labels)
             title = f"Words: {name} ({(words['method'] == name).sum():,} most frequent)"
         else:
             part = docs[docs["vectors"] == name]
@@ -173,7 +191,11 @@ def write_pngs(words: pd.DataFrame, docs: pd.DataFrame, labels: Sequence[str], f
         fig, ax = plt.subplots(figsize=(8, 8), dpi=120)
         if kind == "words":
             part = words[words["method"] == name].sort_values("rank")
-            ax.scatter(part["x"], part["y"], s=4, c=np.log10(part["rank"] + 1), cmap="viridis_r", alpha=0.7)
+            colour, scale, title = polarity_scale(part, labels)
+            cmap = {"RdBu": "RdBu", "Viridis": "viridis"}[scale["colorscale"]] + ("_r" if scale.get("reversescale") else "")
+            points = ax.scatter(part["x"], part["y"], s=4, c=colour, cmap=cmap, alpha=0.75,
+                                vmin=scale.get("cmin"), vmax=scale.get("cmax"))
+            fig.colorbar(points, ax=ax, shrink=0.6).set_label(title.replace("<br>", " "))
             for _, row in labelled_words(part, probes).iterrows():
                 ax.annotate(row["token"], (row["x"], row["y"]), fontsize=8, alpha=0.9)
             ax.set_title(f"t-SNE of {name} word vectors ({len(part):,} most frequent words)")

@@ -10,7 +10,7 @@ import math
 from typing import Iterable, Sequence
 
 SECTIONS = {"corpus": "Corpus", "embeddings": "Embedding evaluation", "reduction": "Reduction and topics",
-            "classifiers": "Classifiers", "curves": "Training curves", "confusion": "Confusion matrices",
+            "classifiers": "Classifiers", "claims": "The course's claims, checked on this corpus", "curves": "Training curves", "confusion": "Confusion matrices",
             "tsne": "t-SNE maps", "neighbours": "Nearest neighbours", "attention": "Attention"}
 
 STYLE = """
@@ -25,8 +25,22 @@ td.best{font-weight:bold;background:#e6f4ea} .note{color:#a33;font-style:italic}
 """
 
 
+class Markup(str):
+    """Cell text that is already HTML (a human name with its id in small print): not escaped again."""
+
+
 def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    return value if isinstance(value, Markup) else html.escape(str(value), quote=True)
+
+
+def named(name: str, suffix: str = "") -> Markup:
+    """A row's human name (stages/claims.py) with its id in small print."""
+    from stages.claims import human
+
+    title = human(name)
+    if title == name:
+        return Markup(esc(name) + esc(suffix))
+    return Markup(f'{esc(title)}{esc(suffix)} <span class="small">{esc(name)}</span>')
 
 
 def fmt(value: object, digits: int = 4) -> str:
@@ -106,7 +120,7 @@ EMBEDDING_COLUMNS = [("analogy_accuracy", "analogy acc.", "max"), ("analogy_cove
 def embeddings_section(metrics: dict | None, missing: str | None = None) -> str:
     if metrics is None:
         return section("embeddings", unavailable(missing or "reports/metrics/embeddings.json"))
-    rows = [[method] + [m.get(key) for key, _, _ in EMBEDDING_COLUMNS] for method, m in metrics.items()]
+    rows = [[named(method)] + [m.get(key) for key, _, _ in EMBEDDING_COLUMNS] for method, m in metrics.items()]
     best = {i + 1: how for i, (_, _, how) in enumerate(EMBEDDING_COLUMNS) if how}
     note = ('<p class="small">Analogies: questions-words.txt restricted to the most frequent words (accuracy over '
             'the answerable share, "coverage"); similarity: Spearman ρ against human judgements. Best in bold.</p>')
@@ -115,6 +129,12 @@ def embeddings_section(metrics: dict | None, missing: str | None = None) -> str:
 
 REDUCE_SCORES = [("analogy_accuracy", "analogy acc."), ("wordsim353_spearman", "WordSim353 ρ"),
                  ("simlex999_spearman", "SimLex999 ρ"), ("reconstruction_mse", "reconstruction MSE")]
+
+
+def named_text(name: str) -> str:
+    from stages.claims import human
+
+    return human(name)
 
 
 def _above(value: float | None, reference: float | None) -> bool:
@@ -142,10 +162,15 @@ def reduction_section(reduce: dict | None, topics: dict | None, topic_words: dic
                     row[0] = reducer + (" ▲" if beats else "")
                 rows.append(row + [scores.get("reconstruction_mse")])
             parts.append(table(["reducer"] + [t for _, t in REDUCE_SCORES], rows,
-                               best={1: "max", 2: "max", 3: "max"}, caption=method))
+                               best={1: "max", 2: "max", 3: "max"}, caption=f"{named_text(method)} ({method})"))
     if topics:
-        rows = [(model, m.get("coherence"), m.get("reconstruction_mse")) for model, m in topics.items()]
-        parts.append("<h3>Topics</h3>" + table(["model", "NPMI coherence", "reconstruction MSE"], rows, {1: "max"}))
+        rows = [(model, m.get("coherence"), m.get("stop_word_share"), m.get("reconstruction_mse"))
+                for model, m in topics.items()]
+        parts.append("<h3>Topics</h3>" + table(["model", "NPMI coherence (held-out)", "stop-word share of top words",
+                                                "reconstruction MSE"], rows, {1: "max"})
+                     + '<p class="small">The topic auto-encoder and NMF, fitted on the training documents\' TF-IDF over '
+                     'words that are not stop words and not in most documents (topics.stop_words, topics.max_df); '
+                     'coherence is the NPMI of each topic\'s top words in the test documents, which neither saw.</p>')
     if topic_words:
         for model, topics_ in topic_words.items():
             rows = [(i, " ".join(words)) for i, words in enumerate(topics_)]
@@ -211,7 +236,7 @@ def classifiers_section(metrics: dict | None, summary: dict | None, missing: Seq
         columns = ["model", "kind", "accuracy", "95% CI", "macro F1", "95% CI", "ROC AUC"] + \
                   [f"acc. {s}" for s in sources] + ["trained on", "train s", "representation s", "tokens/s"]
         best = {i: "max" for i in (2, 4, 6, *range(7, 7 + len(sources)))}
-        rows = [[n + (" †" if models[n].get("transductive") else "")] + _metric_cells(models[n], sources) for n in order]
+        rows = [[named(n, " †" if models[n].get("transductive") else "")] + _metric_cells(models[n], sources) for n in order]
         parts.append(table(columns, rows, best))
         parts.append('<p class="small">Intervals: 95% bootstrap over the test documents (1,000 resamples, '
                      'seeded). † saw the test texts (never their labels) while learning its representation: '
@@ -220,6 +245,25 @@ def classifiers_section(metrics: dict | None, summary: dict | None, missing: Seq
                      'validation slice and fitting, the same for every row; "representation s": training the '
                      'word or document vectors it uses, apart.</p>')
     return section("classifiers", "\n".join(parts))
+
+
+VERDICT_COLOURS = {"supported": "#2a7", "contradicted": "#a33", "inconclusive": "#b80", "not measured": "#777"}
+
+
+def claims_section(claims: Sequence) -> str:
+    """One row per claim of the course: the measurement that answers it and the verdict."""
+    rows = []
+    for c in claims:
+        colour = VERDICT_COLOURS.get(c.verdict, "#222")
+        how = f'<br><span class="small">measure it: <code>{esc(c.how)}</code></span>' if c.how else ""
+        rows.append(f"<tr><td>{esc(c.claim)}</td><td>{esc(c.measurement)}{how}</td>"
+                    f'<td style="color:{colour};font-weight:bold">{esc(c.verdict)}</td></tr>')
+    intro = ('<p class="small">Each claim against this run\'s own numbers. <b>supported</b> / <b>contradicted</b>: '
+             'the 95% intervals do not overlap (Wilson for analogy accuracies, bootstrap for classifiers) or a '
+             'clear timing ratio; <b>inconclusive</b>: they overlap, or the run cannot separate the cases; '
+             '<b>not measured</b>: the run lacks the comparison, and the command that makes it is given.</p>')
+    return section("claims", intro + "<table><thead><tr><th>claim</th><th>measurement</th><th>verdict</th></tr>"
+                                     "</thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
 def confusion_table(name: str, labels: Sequence[str], counts: dict[tuple[str, str], int]) -> str:

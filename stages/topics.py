@@ -1,8 +1,11 @@
 """Stage `topics`: an auto-encoder over TF-IDF document vectors whose code units are read as topics,
 judged against scikit-learn's NMF on the same matrix.
 
-The matrix: the TF-IDF rows (`bow`) of the training split, restricted to the `topics.max_features`
-most frequent vocabulary words (vocabulary ids are frequency ranks, so ids < max_features).
+The matrix: the TF-IDF rows (`bow`) of the training split, restricted to the topic vocabulary: the
+`topics.max_features` most frequent vocabulary words that are not English stop words
+(`topics.stop_words: english`, scikit-learn's list; "it's" counts as "it"), that hold a letter, and
+that appear in at most `topics.max_df` of the training documents (near-ubiquitous words say nothing
+about a topic).
 The auto-encoder (stages/autoencoders.py `TopicAutoEncoder`): code = relu(Linear(x)), n_topics
 non-negative units; reconstruction = code @ W with W (n_topics x words) non-negative and no bias, so it
 has NMF's form x ~ h W with an encoder that computes h. W is kept non-negative by projection (after
@@ -12,10 +15,12 @@ It trains on the full-batch-free sparse rows: the squared error is expanded over
 NMF: same number of topics, Frobenius loss (the same squared error), `nndsvda` initialisation, seeded.
 
 Metrics (`reports/metrics/topics.json`, {model: {coherence, reconstruction_mse}}):
-- coherence: NPMI of the top words, from binary document co-occurrence in the training matrix,
+- coherence: NPMI of the top words, from binary document co-occurrence in the *held-out* (test)
+  documents' rows over the same words (a topic must generalise, not just describe its training text),
   NPMI(i, j) = log(P(i, j) / (P(i) P(j))) / -log P(i, j) with P the share of documents containing
   the word(s); -1 for words never seen together, 1 for words in every document; averaged over the
   pairs of a topic's top words, then over topics. Range [-1, 1], higher is more coherent.
+- stop_word_share: the share of the top words that are stop words (0 with the default vocabulary).
 - reconstruction_mse: mean squared error per element of the training matrix, X ~ codes @ topics.
 Topics: `data/topics.parquet` (model, topic, rank, word, weight).
 """
@@ -29,6 +34,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from threadpoolctl import threadpool_limits
 
 from stages.autoencoders import ProjectTopics, TopicAutoEncoder, TrainConfig, resolve_device, train, transform
@@ -45,34 +51,61 @@ METRICS = "reports/metrics/topics.json"
 NMF_MAX_ITER = 200
 
 
+def is_stop_word(token: str) -> bool:
+    """scikit-learn's English stop words, with clitics: "it's", "you'll" count as their stem, and
+    "don't", "isn't" as "do", "is"."""
+    if token in ENGLISH_STOP_WORDS:
+        return True
+    stem, apostrophe, rest = token.partition("'")
+    return bool(apostrophe) and (stem in ENGLISH_STOP_WORDS or (rest == "t" and stem[:-1] in ENGLISH_STOP_WORDS))
+
+
+def topic_vocabulary(tokens: list[str], doc_freq: np.ndarray, n_train: int, params: TopicsParams) -> np.ndarray:
+    """Vocabulary ids (frequency ranks, most frequent first) of the words topics are made of."""
+    keep = np.array([any(c.isalpha() for c in t) for t in tokens], dtype=bool)
+    keep &= np.asarray(doc_freq, dtype=np.float64) <= params.max_df * max(n_train, 1)
+    if params.stop_words == "english":
+        keep &= ~np.array([is_stop_word(t) for t in tokens], dtype=bool)
+    return np.flatnonzero(keep)[: params.max_features]
+
+
 def training_matrix(doc_id: np.ndarray, token_id: np.ndarray, value: np.ndarray, train_ids: np.ndarray,
-                    n_words: int) -> sp.csr_matrix:
-    """(training documents x n_words) CSR from TF-IDF triplets; rows in the order of sorted train_ids,
-    entries of other documents and of word ids >= n_words dropped."""
+                    n_words: int | np.ndarray) -> sp.csr_matrix:
+    """(documents x words) CSR from TF-IDF triplets; rows in the order of sorted train_ids, columns the
+    vocabulary ids `n_words` lists (an int n: ids 0..n-1); other documents and words dropped."""
+    columns = np.arange(n_words) if np.ndim(n_words) == 0 else np.asarray(n_words)
+    col_of = np.full(max(int(token_id.max(initial=-1)) + 1, int(columns.max(initial=-1)) + 1), -1, dtype=np.int64)
+    col_of[columns] = np.arange(len(columns))
     train_ids = np.unique(train_ids)
     row = np.searchsorted(train_ids, doc_id)
-    keep = (row < len(train_ids)) & (token_id < n_words)
+    col = col_of[token_id] if len(token_id) else np.zeros(0, dtype=np.int64)
+    keep = (row < len(train_ids)) & (col >= 0)
     keep[keep] &= train_ids[row[keep]] == doc_id[keep]
-    matrix = sp.csr_matrix((value[keep].astype(np.float32), (row[keep], token_id[keep])),
-                           shape=(len(train_ids), n_words))
+    matrix = sp.csr_matrix((value[keep].astype(np.float32), (row[keep], col[keep])),
+                           shape=(len(train_ids), len(columns)))
     matrix.sum_duplicates()
     return matrix
 
 
-def read_inputs(max_features: int) -> tuple[sp.csr_matrix, list[str]]:
-    vocab = read_table(VOCAB, columns=["token"]).column("token").to_pylist()
+def read_inputs(params: TopicsParams) -> tuple[sp.csr_matrix, sp.csr_matrix, list[str]]:
+    """(training matrix, held-out (test) matrix, words of the columns)."""
+    vocab = read_table(VOCAB, columns=["token", "doc_freq"])
+    tokens = vocab.column("token").to_pylist()
     corpus = read_table(CORPUS, columns=["doc_id", "split"]).to_pandas()
     tfidf = read_table(TFIDF, columns=["doc_id", "token_id", "value"])
     doc_id, token_id, value = (tfidf.column(c).to_numpy() for c in ("doc_id", "token_id", "value"))
-    if len(token_id) and int(token_id.max()) >= len(vocab):
-        raise StageError(f"{TFIDF}: token id {int(token_id.max())} is outside the vocabulary of {len(vocab)} "
+    if len(token_id) and int(token_id.max()) >= len(tokens):
+        raise StageError(f"{TFIDF}: token id {int(token_id.max())} is outside the vocabulary of {len(tokens)} "
                          f"words (rerun the bow stage)")
-    n_words = min(max_features, len(vocab))
     train_ids = corpus.loc[corpus["split"] == "train", "doc_id"].to_numpy()
-    matrix = training_matrix(doc_id, token_id, value, train_ids, n_words)
+    test_ids = corpus.loc[corpus["split"] == "test", "doc_id"].to_numpy()
+    columns = topic_vocabulary(tokens, vocab.column("doc_freq").to_numpy(), len(train_ids), params)
+    matrix = training_matrix(doc_id, token_id, value, train_ids, columns)
     if matrix.nnz == 0:
-        raise StageError(f"{TFIDF}: no TF-IDF entries for training documents (rerun the bow stage)")
-    return matrix, vocab[:n_words]
+        raise StageError(f"{TFIDF}: no TF-IDF entries for training documents in the topic vocabulary "
+                         "(rerun the bow stage, or loosen topics.max_df / topics.stop_words)")
+    held_out = training_matrix(doc_id, token_id, value, test_ids, columns)
+    return matrix, held_out, [tokens[i] for i in columns]
 
 
 def check_params(params: TopicsParams, n_words: int) -> None:
@@ -146,7 +179,7 @@ def topics_frame(model: str, topics: np.ndarray, words: list[str], n: int) -> pd
 
 def run(params: Params, device: torch.device) -> dict:
     config = params.topics
-    matrix, words = read_inputs(config.max_features)
+    matrix, held_out, words = read_inputs(config)
     check_params(config, len(words))
     metrics, frames = {}, []
     for model in ("autoencoder", "nmf"):
@@ -155,10 +188,13 @@ def run(params: Params, device: torch.device) -> dict:
                 codes, topics, _ = fit_autoencoder(matrix, config, params.seed, str(device))
             else:
                 codes, topics = fit_nmf(matrix, config.n_topics, params.seed)
-        metrics[model] = {"coherence": round(npmi_coherence(matrix, top_word_ids(topics, config.top_words)), 4),
+        top = top_word_ids(topics, config.top_words)
+        coherence = round(npmi_coherence(held_out, top), 4) if held_out.shape[0] else None
+        metrics[model] = {"coherence": coherence, "coherence_on": "test documents",
+                          "stop_word_share": round(float(np.mean([is_stop_word(words[i]) for i in top.ravel()])), 4),
                           "reconstruction_mse": float(f"{reconstruction_mse(matrix, codes, topics):.6g}")}
         frames.append(topics_frame(model, topics, words, config.top_words))
-        print(f"topics: {model:<11} NPMI {metrics[model]['coherence']:.4f}  "
+        print(f"topics: {model:<11} held-out NPMI {metrics[model]['coherence']}  "
               f"mse {metrics[model]['reconstruction_mse']:.4g}  {timer.seconds:.1f} s", flush=True)
     write_table(pd.concat(frames, ignore_index=True), TOPICS)
     write_json(metrics, METRICS)

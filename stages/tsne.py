@@ -12,7 +12,9 @@ the same for every document map, each marked with a classifier's prediction: Doc
 `docvec@d2v_<mode>` baseline's, the pooled-state map with that neural model's own.
 
 Outputs (data/tsne/):
-- `words.parquet`: method, token, rank (vocabulary frequency rank, 0 = most frequent), x, y
+- `words.parquet`: method, token, rank (vocabulary frequency rank, 0 = most frequent), polarity (the
+  naive-Bayes log-count ratio of the word over the training documents: > 0 leans to the second label,
+  < 0 to the first; more than two labels: its largest one-vs-rest ratio), leaning (that label), x, y
 - `docs.parquet`: vectors (d2v_dm | d2v_dbow | classify), model (the classifier whose predictions
   are shown, null when none), doc_id, label, predicted (null without predictions), correct, source,
   snippet (the first `snippet_words` words), x, y
@@ -47,11 +49,12 @@ REDUCED = Path("data/reduced")
 DOCVECS = Path("data/docvecs")
 CORPUS = Path("data/corpus.parquet")
 VOCAB = Path("data/vocab.parquet")
+COUNTS = Path("data/bow/counts.parquet")
 LABELS = Path("data/labels.json")
 SUMMARY = Path("reports/classify/summary.json")
 STATES = Path("data/classify/states.parquet")
 PREDICTIONS = Path("data/classify/predictions.parquet")
-WORD_COLUMNS = ["method", "token", "rank", "x", "y"]
+WORD_COLUMNS = ["method", "token", "rank", "polarity", "leaning", "x", "y"]
 DOC_COLUMNS = ["vectors", "model", "doc_id", "label", "predicted", "correct", "source", "snippet", "x", "y"]
 
 
@@ -103,6 +106,23 @@ def embed(x: np.ndarray, perplexity: float = 30.0, n_iter: int = 500, seed: int 
     if not np.isfinite(y).all():
         raise StageError("t-SNE produced NaN coordinates (lower tsne.perplexity)")
     return y
+
+
+def word_polarity(doc_id: np.ndarray, token_id: np.ndarray, doc_label: dict[int, int], n_labels: int,
+                  n_words: int, alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(polarity, leaning) of word ids 0..n_words-1 from (doc, word) presence pairs of labelled
+    documents: Wang & Manning's log-count ratio r = log(p/|p|) - log(q/|q|), smoothed by alpha. Two
+    labels: r of the second against the first (leaning 1 where r > 0); more: the largest one-vs-rest r."""
+    labels = np.array([doc_label.get(int(d), -1) for d in doc_id]) if len(doc_id) else np.zeros(0, int)
+    keep = (labels >= 0) & (token_id < n_words)
+    per_class = np.zeros((n_labels, n_words))
+    np.add.at(per_class, (labels[keep], token_id[keep]), 1.0)
+    p = per_class + alpha
+    rest = p.sum(axis=0, keepdims=True) - p + alpha * (n_labels - 2)
+    r = np.log(p / p.sum(axis=1, keepdims=True)) - np.log(rest / rest.sum(axis=1, keepdims=True))
+    if n_labels == 2:
+        return r[1].astype(np.float32), (r[1] > 0).astype(np.int32)
+    return r.max(axis=0).astype(np.float32), r.argmax(axis=0).astype(np.int32)
 
 
 def word_map(method: str, tokens: list[str], matrix: np.ndarray, top: Sequence[str],
@@ -212,6 +232,14 @@ def run(params: TsneParams, seed: int = 0, root: Path = Path("."), out: Path = T
     labels = read_json(root / LABELS)
     vocab = read_frame(root / VOCAB, columns=["id", "token"]).sort_values("id")
     top = vocab["token"].head(params.words).tolist()
+    top_ids = vocab["id"].head(params.words).to_numpy()
+    counts = read_table(root / COUNTS, columns=["doc_id", "token_id"])
+    split = read_frame(root / CORPUS, columns=["doc_id", "label_id", "split"])
+    train = split[split["split"] == "train"]
+    polarity, leaning = word_polarity(counts.column("doc_id").to_numpy(), counts.column("token_id").to_numpy(),
+                                      dict(zip(train["doc_id"].tolist(), train["label_id"].tolist())), len(labels),
+                                      int(top_ids.max(initial=-1)) + 1)
+    polarity_of = {t: (float(polarity[i]), str(labels[leaning[i]])) for t, i in zip(top, top_ids)}
     maps: list[dict] = []
 
     def note(kind: str, name: str, why: str) -> None:
@@ -244,7 +272,10 @@ def run(params: TsneParams, seed: int = 0, root: Path = Path("."), out: Path = T
             note("words", method, f"only {sum(t in known for t in top)} of the {len(top)} most frequent words have vectors")
             continue
         with CpuTimer() as timer:
-            word_frames.append(word_map(method, *vectors, top, params, seed))
+            frame = word_map(method, *vectors, top, params, seed)
+        frame.insert(3, "polarity", np.array([polarity_of[t][0] for t in frame["token"]], dtype=np.float32))
+        frame.insert(4, "leaning", [polarity_of[t][1] for t in frame["token"]])
+        word_frames.append(frame)
         made("words", method, len(word_frames[-1]), timer)
 
     corpus = read_frame(root / CORPUS, columns=["doc_id", "text", "label_id", "source", "split"])

@@ -78,6 +78,13 @@ def test_fasttext_gives_vectors_to_unseen_words(tokens_file):
     assert "princesses" not in model.wv.key_to_index
     unseen = model.wv["princesses"]
     assert unseen.shape == (8,) and np.abs(unseen).sum() > 0
+    from stages.fasttext import misspelling, unseen_word_scores
+
+    assert misspelling("brilliant") == "brillliant"
+    probes = unseen_word_scores(model, ["princess", "king", "queen", "prince"])
+    assert probes["typos"] == 2  # words of six letters or more only: princess -> princcess, prince -> prinnce
+    assert 0 <= probes["typo_top10"] <= 1 and [e[:2] for e in probes["examples"]] == [["princcess", "princess"],
+                                                                                        ["prinnce", "prince"]]
     # Shared n-grams make a misspelling closer to its word than an unrelated word is.
     assert model.wv.similarity("princess", "princesss") > model.wv.similarity("princess", "awful")
 
@@ -135,11 +142,13 @@ def test_evaluation_on_handmade_sets(tmp_path):
             "girl": [-1, 0.2, 0.1]}
     kv = keyed_vectors(list(vecs), np.array(list(vecs.values()), dtype=np.float32))
     analogies = tmp_path / "analogies.txt"
-    analogies.write_text(": family\nman woman king queen\nboy girl man queen\nman woman emperor empress\n")
+    analogies.write_text(": family\nman woman king queen\nboy girl man queen\nman woman emperor empress\n"
+                         ": gram1-plural\nman king woman queen\n")
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("# w1\tw2\tscore\nking\tqueen\t9\nman\tboy\t5\nking\tgirl\t1\nfoo\tbar\t3\n")
     out = evaluate_vectors(kv, EvaluateParams(analogy_restrict=100), analogies, {"toy": pairs})
-    assert out["analogy_accuracy"] == 0.5 and out["analogy_coverage"] == pytest.approx(2 / 3, abs=1e-4)
+    assert out["analogy_accuracy"] == pytest.approx(2 / 3, abs=1e-4) and out["analogy_coverage"] == 0.75
+    assert out["analogy_semantic"] == {"accuracy": 0.5, "n": 2} and out["analogy_syntactic"] == {"accuracy": 1.0, "n": 1}
     assert out["toy_oov"] == 0.25 and -1 <= out["toy_spearman"] <= 1 and out["vocab_size"] == 6
     assert neighbours(kv, ["king", "unknown"], 2) .keys() == {"king"}
 

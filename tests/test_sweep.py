@@ -48,7 +48,7 @@ def test_grid_file_nested_or_dotted(tmp_path):
 @pytest.mark.parametrize("option, message", [
     ("bow.D=1", "sweep grid: bow.D: unknown key; allowed: ngram_max, min_df, sublinear_tf, C"),
     ("bo.C=1", "bo.C: unknown key (bo is not a parameter group)"),
-    ("bow.C=1,-1", "sweep grid: bow.C: Input should be greater than 0 (got -1)"),
+    ("bow.C=1,-1", "sweep grid: bow.C: every value must be > 0 (got -1)"),
     ("bow.C", "-S 'bow.C': expected key=value[,value...]"),
 ])
 def test_bad_grid_is_one_line(option, message):

@@ -55,6 +55,27 @@ def test_training_matrix_keeps_training_documents_and_frequent_words():
     np.testing.assert_allclose(m.toarray(), [[0.1, 0, 0, 0], [0.6, 0, 0.4, 0.5]])
 
 
+def test_training_matrix_takes_a_column_list():
+    doc_id = np.array([10, 10, 11, 12, 12, 12])
+    token_id = np.array([0, 5, 1, 2, 3, 0])
+    value = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], dtype=np.float32)
+    m = training_matrix(doc_id, token_id, value, train_ids=np.array([12, 10]), n_words=np.array([5, 3]))
+    np.testing.assert_allclose(m.toarray(), [[0.2, 0], [0, 0.5]])
+
+
+def test_topic_vocabulary_leaves_out_stop_words_punctuation_and_ubiquitous_words():
+    from stages.topics import is_stop_word, topic_vocabulary
+
+    tokens = ["the", "film", "it's", "!", "good", "plot", "don't", "acting"]
+    doc_freq = np.array([100, 90, 80, 70, 40, 30, 20, 10])
+    ids = topic_vocabulary(tokens, doc_freq, 100, TopicsParams(max_features=10, max_df=0.5))
+    assert [tokens[i] for i in ids] == ["good", "plot", "acting"]
+    assert is_stop_word("it's") and is_stop_word("don't") and not is_stop_word("plot")
+    loose = topic_vocabulary(tokens, doc_freq, 100, TopicsParams(max_features=10, max_df=1.0, stop_words="none"))
+    assert [tokens[i] for i in loose] == ["the", "film", "it's", "good", "plot", "don't", "acting"]
+    assert len(topic_vocabulary(tokens, doc_freq, 100, TopicsParams(max_features=10, max_df=1.0))) == 4
+
+
 def test_autoencoder_and_nmf_recover_planted_topics():
     x = planted()
     params = TopicsParams(n_topics=K, top_words=5, max_features=len(WORDS), epochs=40, batch_size=32,

@@ -56,6 +56,11 @@ def write_tsne_inputs(root: Path, n_docs: int = 60) -> dict:
                               "label_id": label.astype(np.int32), "source": source, "split": split}),
                 root / "data/corpus.parquet")
     ids = np.arange(n_docs, dtype=np.int64)
+    # bag-of-words presence: WORDS[0] in every positive document, WORDS[1] in every negative one, WORDS[2] in all
+    pairs = [(d, 0 if label[d] else 1) for d in ids] + [(d, 2) for d in ids]
+    write_table(pa.table({"doc_id": pa.array([d for d, _ in pairs], pa.int64()),
+                          "token_id": pa.array([t for _, t in pairs], pa.int32()),
+                          "value": pa.array([1] * len(pairs), pa.int32())}), root / "data/bow/counts.parquet")
     write_table(pa.table({"doc_id": ids, "split": split, "vector": fixed_size(clustered(n_docs, 6, label, 2)),
                           "inferred": split == "test"}), root / "data/docvecs/d2v_dm.parquet")
     test_ids = ids[split == "test"]
@@ -121,6 +126,20 @@ def test_stratified_sample_keeps_proportions():
 def test_snippet_strips_html_and_cuts():
     assert snippet("<br />Great &amp; <i>fun</i> film, really", 3) == "Great & fun …"
     assert snippet("short one", 5) == "short one"
+
+
+def test_word_maps_carry_each_word_s_sentiment(tmp_path):
+    from stages.tsne import word_polarity
+
+    write_tsne_inputs(tmp_path)
+    words, _, _ = run(TINY, seed=0, root=tmp_path, out=None, log=lambda _: None)
+    first = words[words["method"] == words["method"].iloc[0]].set_index("token")
+    assert first.loc[WORDS[0], "polarity"] > 1 and first.loc[WORDS[0], "leaning"] == "pos"
+    assert first.loc[WORDS[1], "polarity"] < -1 and first.loc[WORDS[1], "leaning"] == "neg"
+    assert abs(first.loc[WORDS[2], "polarity"]) < 0.2
+    # more than two labels: the label a word leans to, by its largest one-vs-rest ratio
+    pol, lean = word_polarity(np.array([0, 1, 2, 2]), np.array([0, 0, 1, 0]), {0: 0, 1: 0, 2: 2}, 3, 2)
+    assert lean.tolist() == [0, 2] and pol[1] > 0
 
 
 def test_pick_classify_model():

@@ -1,0 +1,63 @@
+"""The course's claims (stages/claims.py): each verdict follows from the numbers as stated."""
+from stages.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, SUPPORTED, check_claims, human,
+                           long_documents_claim, wilson)
+
+
+def test_human_names_speak_the_course_s_language():
+    assert human("w2v_cbow") == "word2vec CBOW" and human("d2v_dbow") == "Doc2Vec PV-DBOW"
+    assert human("glove__sae") == "GloVe, reduced by stacked auto-encoder"
+    assert human("lstm-bi-attention@w2v_skipgram") == "bidirectional LSTM, attention pooling, on word2vec skip-gram"
+    assert human("docvec@d2v_dm+d2v_dbow") == "document vectors + logistic regression, on Doc2Vec PV-DM + Doc2Vec PV-DBOW"
+    assert human("something_else") == "something_else"
+
+
+def emb(cbow_s, skip_s, sem, syn, n=2000):
+    return {"w2v_cbow": {"train_seconds": cbow_s, "analogy_accuracy": (sem[0] + syn[0]) / 2,
+                         "analogy_semantic": {"accuracy": sem[0], "n": n}, "analogy_syntactic": {"accuracy": syn[0], "n": n}},
+            "w2v_skipgram": {"train_seconds": skip_s, "analogy_accuracy": (sem[1] + syn[1]) / 2,
+                             "analogy_semantic": {"accuracy": sem[1], "n": n},
+                             "analogy_syntactic": {"accuracy": syn[1], "n": n}},
+            "glove": {"analogy_accuracy": 0.06, "analogy_semantic": {"accuracy": 0.05, "n": n},
+                      "analogy_syntactic": {"accuracy": 0.07, "n": n}},
+            "fasttext": {"unseen_words": {"typos": 400, "typo_top10": 0.8, "examples": [["goood", "good", True]]}}}
+
+
+def test_verdicts_follow_the_intervals():
+    claims = check_claims(emb(30, 100, sem=(0.10, 0.20), syn=(0.20, 0.10)), {"test_token_coverage": 0.97}, {}, {})
+    verdict = {c.claim: c.verdict for c in claims}
+    assert verdict["CBOW trains faster than skip-gram"] == SUPPORTED
+    assert verdict["Skip-gram is better on semantic analogies, CBOW on syntactic ones"] == SUPPORTED
+    assert verdict["FastText gives useful vectors to unseen words (character n-grams)"] == SUPPORTED
+    assert verdict["GloVe is strong on analogies"] == CONTRADICTED
+    assert verdict["Negative sampling and subsampling of frequent words make word2vec better and faster"] == NOT_MEASURED
+    assert all(c.how for c in claims if c.verdict == NOT_MEASURED)
+    # overlapping intervals: no verdict either way
+    close = {c.claim: c.verdict for c in check_claims(emb(100, 98, sem=(0.10, 0.105), syn=(0.20, 0.195)), {}, {}, {})}
+    assert close["CBOW trains faster than skip-gram"] == INCONCLUSIVE
+    assert close["Skip-gram is better on semantic analogies, CBOW on syntactic ones"] == INCONCLUSIVE
+
+
+def test_autoencoder_and_neural_claims():
+    reduce = {"glove": {"none": {"analogy_accuracy": 0.1, "wordsim353_spearman": 0.2, "simlex999_spearman": None},
+                        "pca": {"analogy_accuracy": 0.1, "wordsim353_spearman": 0.2, "simlex999_spearman": 0.1},
+                        "ae": {"analogy_accuracy": 0.05, "wordsim353_spearman": 0.1, "simlex999_spearman": 0.05}}}
+    def row(acc, ci, bands=None, grads=None):
+        return {"accuracy": acc, "accuracy_ci": ci, "by_length": bands or {}, "gradients": grads}
+    grads = {"steps": 800, "median": 0.5, "max": 9.0, "clip": 1.0, "clipped_share": 0.02}
+    models = {"lstm-bi-attention@w": row(0.90, [0.89, 0.91], {"1-50 tokens": {"accuracy": 0.85, "n": 2000},
+                                                               "400-900 tokens": {"accuracy": 0.92, "n": 2000}}, grads),
+              "rnn-bi-attention@w": row(0.80, [0.79, 0.81], {"1-50 tokens": {"accuracy": 0.84, "n": 2000},
+                                                              "400-900 tokens": {"accuracy": 0.70, "n": 2000}}),
+              "lstm-bi-max@w": row(0.895, [0.885, 0.905])}
+    verdict = {c.claim: c for c in check_claims({}, {}, reduce, {"models": models})}
+    assert verdict["Auto-encoders improve word vectors whatever the method"].verdict == CONTRADICTED
+    assert verdict["LSTMs cope with long documents better than plain RNNs (vanishing gradients)"].verdict == SUPPORTED
+    assert verdict["Attention helps (attention pooling against max pooling)"].verdict == INCONCLUSIVE
+    clip = verdict["Gradient clipping tames exploding gradients (backprop through time)"]
+    assert clip.verdict == INCONCLUSIVE and "max 9.00" in clip.measurement and "classify.clip=0" in clip.how
+    assert long_documents_claim({"lstm-bi-attention@w": models["lstm-bi-attention@w"]}).verdict == NOT_MEASURED
+
+
+def test_wilson_interval():
+    lo, hi = wilson(0.5, 100)
+    assert 0.40 < lo < 0.41 and 0.59 < hi < 0.60 and wilson(0.0, 0) == (0.0, 1.0)
