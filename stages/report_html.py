@@ -186,8 +186,17 @@ def _metric_cells(m: dict, sources: Sequence[str]) -> list:
     cells = [m.get("kind", ""), m.get("accuracy"), _ci(m.get("accuracy_ci")), m.get("macro_f1"),
              _ci(m.get("macro_f1_ci")), m.get("roc_auc")]
     cells += [m.get("by_source", {}).get(s, {}).get("accuracy") for s in sources]
-    return cells + [m.get("trained_on"), m.get("train_seconds"), m.get("representation_seconds"),
+    return cells + [_short_trained_on(m.get("trained_on")), m.get("train_seconds"), m.get("representation_seconds"),
                     m.get("tokens_per_second")]
+
+
+def _short_trained_on(text: str | None) -> str | None:
+    """The table's short form of a row's `trained_on` (the metrics file keeps the sentence)."""
+    if not text:
+        return text
+    if text.startswith("train split minus"):
+        return "train − validation (early stopping on it)"
+    return "train (C chosen on validation)" if "C chosen" in text else text
 
 
 def verdicts(models: dict, summary: dict) -> list[str]:
