@@ -172,8 +172,9 @@ def reduce_method(method: str, tokens: list[str], matrix: np.ndarray, params: Re
         if folder is not None:
             write_vectors(name, tokens, codes, folder=folder)
         m = metrics[reducer]
-        print(f"reduce: {name:<24} analogy {m['analogy_accuracy']:.3f}  WS353 {m['wordsim353_spearman']:.3f}  "
-              f"SimLex {m['simlex999_spearman']:.3f}  mse {m['reconstruction_mse']:.4f}  {timer.seconds:.1f} s{epochs}",
+        shown = {k: "n/a" if m[k] is None else f"{m[k]:.3f}" for k in SCORES}  # null: undefined on this vocabulary
+        print(f"reduce: {name:<24} analogy {shown['analogy_accuracy']}  WS353 {shown['wordsim353_spearman']}  "
+              f"SimLex {shown['simlex999_spearman']}  mse {m['reconstruction_mse']:.4f}  {timer.seconds:.1f} s{epochs}",
               flush=True)
     return metrics, rows
 

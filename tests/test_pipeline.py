@@ -140,7 +140,8 @@ def test_bad_param_stops_the_stage_with_one_line(repo, tmp_path):
 @pytest.mark.slow
 def test_user_corpus_in_raw_folder_is_a_dependency(repo, tmp_path):
     user = copy_repo(tmp_path)
-    texts = [f"{w} {w} movie number {i}" for i in range(30) for w in ("superb", "dreadful")]
+    # a few words each in a seventh of the documents: topics need words that are in fewer than half of them
+    texts = [f"{w} {w} movie number {i} plot{i % 7} cast{i % 5}" for i in range(30) for w in ("superb", "dreadful")]
     labels = ["pos", "neg"] * 30
     pd.DataFrame({"body": texts, "y": labels}).to_csv(user / "data/raw/mine.tsv", sep="\t", index=False)
     words = ["superb", "dreadful", "movie"] + [f"w{k}" for k in range(17)]
