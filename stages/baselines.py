@@ -30,6 +30,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
+from stages import evaluation
 from stages.errors import StageError
 
 # Chosen on a validation slice of the default corpus's training split (bench/baselines.py --tune).
@@ -278,21 +279,21 @@ def fit_dense_logreg(X_train: np.ndarray, y_train: np.ndarray, C: float, seed: i
 # choosing C
 
 
+def take_rows(X, rows: np.ndarray):
+    """Rows of a matrix, or items of a list of token lists."""
+    return [X[i] for i in rows] if isinstance(X, list) else X[rows]
+
+
 def select_C(fit: Callable[[object, np.ndarray, float], object], X_train, y_train: np.ndarray,
              grid: Sequence[float], seed: int = 0, val_fraction: float = 0.2,
              strata: np.ndarray | None = None) -> tuple[float, dict[float, float]]:
     """The C of `grid` with the best accuracy on a held-out slice of the training rows (stratified
-    by `strata`, default the labels), and every C's accuracy; ties go to the smaller C.
-    `fit(X, y, C)` returns a fitted estimator. The test split is never seen."""
+    by `strata`, default the labels), and every C's accuracy; ties go to the smaller C
+    (`evaluation.select`). `fit(X, y, C)` returns a fitted estimator. The test split is never seen.
+    The classify stage uses ingest's validation slice instead; this serves bench/baselines.py."""
     y_train = np.asarray(y_train)
     rows = np.arange(len(y_train))
     fit_rows, val_rows = train_test_split(rows, test_size=val_fraction, random_state=seed,
                                           stratify=y_train if strata is None else strata)
-    take = (lambda M, idx: M[idx]) if not isinstance(X_train, list) else (lambda M, idx: [M[i] for i in idx])
-    X_fit, X_val = take(X_train, fit_rows), take(X_train, val_rows)
-    scores = {}
-    for C in sorted(grid):
-        model = fit(X_fit, y_train[fit_rows], C)
-        scores[C] = float(np.mean(model.predict(X_val) == y_train[val_rows]))
-    best = max(scores, key=lambda C: (scores[C], -C))
-    return best, scores
+    X_fit, X_val = take_rows(X_train, fit_rows), take_rows(X_train, val_rows)
+    return evaluation.select(grid, lambda C: np.mean(fit(X_fit, y_train[fit_rows], C).predict(X_val) == y_train[val_rows]))

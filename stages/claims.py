@@ -159,20 +159,20 @@ def autoencoder_claim(reduce: Mapping) -> Claim:
     best_per_method = []
     for method, by in reduce.items():
         refs = [by.get("none", {}), by.get("pca", {})]
+        gains: dict[str, list[bool]] = {}   # reducer -> one win/loss per score all three rows define
         for reducer, m in by.items():
             if reducer in ("none", "pca"):
                 continue
             for score in scores:
                 values = [m.get(score), *(r.get(score) for r in refs)]
-                if None in values:
-                    continue
-                total += 1
-                wins += values[0] > max(values[1:])
-        gains = {r: sum((by[r].get(s) or -9) > max((x.get(s) or -9) for x in refs) for s in scores)
-                 for r in by if r not in ("none", "pca")}
+                if None not in values:
+                    gains.setdefault(reducer, []).append(values[0] > max(values[1:]))
+        for outcomes in gains.values():
+            total += len(outcomes)
+            wins += sum(outcomes)
         if gains:
-            top = max(gains, key=gains.get)
-            best_per_method.append(f"{human(method)}: {REDUCER_NAMES.get(top, top)} {gains[top]}/3")
+            top = max(gains, key=lambda r: sum(gains[r]))
+            best_per_method.append(f"{human(method)}: {REDUCER_NAMES.get(top, top)} {sum(gains[top])}/{len(gains[top])}")
     if not total:
         return Claim(claim, "no reduction table in this run", NOT_MEASURED, "dvc repro reduce")
     share = wins / total

@@ -48,7 +48,8 @@ from stages.evaluate import METHODS
 from stages.io import read_frame, read_json, read_table
 from stages.params import MODEL_SPEC, ClassifyParams, Params, load_params
 from stages.classify_outputs import (ATTENTION, CONFUSION_DIR, CURVES_DIR, METRICS,  # noqa: F401 (re-exported)
-                                     MODELS_DIR, PREDICTIONS, STATES, SUMMARY, truncate, write_outputs)
+                                     MODELS_DIR, PREDICTIONS, STATES, SUMMARY, truncate, validation_accuracy,
+                                     write_outputs)
 from stages.vectors import EMBEDDINGS_DIR, read_vectors
 
 CORPUS = "data/corpus.parquet"
@@ -141,8 +142,7 @@ def _select_fit_predict(name: str, fit, grid: list[float], X_train, data: Datase
     `fit(X, y, C)` returns an estimator with predict_proba. The test split is not seen until the end."""
     fit_pos, val_pos = validation_split(data)
     y_train = data.y[data.train]
-    take = (lambda M, idx: M[idx]) if not isinstance(X_train, list) else (lambda M, idx: [M[i] for i in idx])
-    X_fit, X_val = take(X_train, fit_pos), take(X_train, val_pos)
+    X_fit, X_val = bl.take_rows(X_train, fit_pos), bl.take_rows(X_train, val_pos)
     start = time.perf_counter()
     with involving(f"classify.baselines: {name}"):
         val_proba = {}
@@ -349,14 +349,14 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
     extra = {"history": trainer.history_, "tokens_per_second": trainer.tokens_per_second_,
              "best_epoch": trainer.best_epoch_, "states": out["states"], "attention": out.get("attention"),
              "pretrain_history": pretrain_history}
-    y_val = data.y[train_idx[val]]
-    info = {"validation_accuracy": round(float(np.mean(np.asarray(val_proba).argmax(axis=1) == y_val)), 4),
-            "epochs": trainer.best_epoch_,
-            "trained_on": "train split minus its validation slice (epochs chosen on the slice by early stopping)",
-            "transductive": parts["embedding"] != "random" and transductive(parts["embedding"], data),
-            "representation_seconds": None if parts["embedding"] == "random" else representation_seconds(parts["embedding"]),
-            "gradients": gradient_summary(trainer.grad_norms_, params.clip)}
-    return Result(spec, "neural", np.asarray(out["proba"]), seconds, extra, np.asarray(val_proba), info), model, saved
+    result = Result(spec, "neural", np.asarray(out["proba"]), seconds, extra, np.asarray(val_proba))
+    result.info = {
+        "validation_accuracy": round(validation_accuracy(result, data), 4), "epochs": trainer.best_epoch_,
+        "trained_on": "train split minus its validation slice (epochs chosen on the slice by early stopping)",
+        "transductive": parts["embedding"] != "random" and transductive(parts["embedding"], data),
+        "representation_seconds": None if parts["embedding"] == "random" else representation_seconds(parts["embedding"]),
+        "gradients": gradient_summary(trainer.grad_norms_, params.clip)}
+    return result, model, saved
 
 
 def gradient_summary(norms: list[float], clip: float) -> dict | None:

@@ -80,6 +80,18 @@ def length_bands(lengths: np.ndarray) -> dict[str, np.ndarray]:
     return bands
 
 
+def validation_accuracy(result: Result, data: Dataset) -> float:
+    """A row's accuracy on the validation slice (its `val_proba` rows follow the slice's order)."""
+    return float(np.mean(result.val_proba.argmax(axis=1) == data.y[data.validation]))
+
+
+def chosen_on_validation(results: list[Result], data: Dataset) -> Result | None:
+    """The most accurate of `results` on the validation slice (ties: the later name); rows without
+    validation predictions are not candidates."""
+    pool = [r for r in results if r.val_proba is not None]
+    return max(pool, key=lambda r: (validation_accuracy(r, data), r.name), default=None)
+
+
 def summarise(metrics: dict, results: list[Result], data: Dataset) -> dict:
     """Per scope (overall, each source): the most accurate row on the test split and whether an exact
     McNemar test separates it from the runner-up (`winner`, else null and `tied_with`); the best
@@ -100,10 +112,8 @@ def summarise(metrics: dict, results: list[Result], data: Dataset) -> dict:
             out[field][key] = v[field]
         out["best_baseline"][key] = evaluation.verdict(
             y_test[rows], {n: p[rows] for n, p in preds.items() if kinds[n] == "baseline"})["best"]
-    neural = {r.name: float(np.mean(r.val_proba.argmax(axis=1) == data.y[data.validation]))
-              for r in results if r.kind == "neural" and r.val_proba is not None}
-    chosen = max(neural, key=lambda n: (neural[n], n)) if neural else None
-    out["best_neural"] = {"overall": chosen, "chosen_on": "validation accuracy"}
+    chosen = chosen_on_validation([r for r in results if r.kind == "neural"], data)
+    out["best_neural"] = {"overall": chosen and chosen.name, "chosen_on": "validation accuracy"}
     return {**out, "labels": data.labels, "sources": sources}
 
 
@@ -137,9 +147,7 @@ def write_outputs(results: list[Result], models: dict, data: Dataset, params: Cl
     test_ids, y_test = data.doc_ids[data.test], data.y[data.test]
     frames, states, attention = [], [], []
     # The attention panel shows the attention model chosen on the validation slice.
-    with_attention = [r for r in results if r.kind == "neural" and r.extra.get("attention") and r.val_proba is not None]
-    shown = max(with_attention, key=lambda r: (float(np.mean(r.val_proba.argmax(1) == data.y[data.validation])), r.name),
-                default=None)
+    shown = chosen_on_validation([r for r in results if r.kind == "neural" and r.extra.get("attention")], data)
     for r in results:
         pred = r.proba.argmax(axis=1)
         frames.append(pd.DataFrame({

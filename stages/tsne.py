@@ -113,10 +113,15 @@ def word_polarity(doc_id: np.ndarray, token_id: np.ndarray, doc_label: dict[int,
     """(polarity, leaning) of word ids 0..n_words-1 from (doc, word) presence pairs of labelled
     documents: Wang & Manning's log-count ratio r = log(p/|p|) - log(q/|q|), smoothed by alpha. Two
     labels: r of the second against the first (leaning 1 where r > 0); more: the largest one-vs-rest r."""
-    labels = np.array([doc_label.get(int(d), -1) for d in doc_id]) if len(doc_id) else np.zeros(0, int)
+    # one vectorised lookup and one bincount: the default corpus has ~5.9M (doc, word) pairs
+    ids = np.fromiter(doc_label, dtype=np.int64, count=len(doc_label))
+    order = np.argsort(ids)
+    ids, values = ids[order], np.fromiter(doc_label.values(), dtype=np.int64, count=len(doc_label))[order]
+    at = np.minimum(np.searchsorted(ids, doc_id), max(len(ids) - 1, 0))
+    labels = np.where((len(ids) > 0) & (ids[at] == doc_id), values[at], -1) if len(ids) else np.full(len(doc_id), -1)
     keep = (labels >= 0) & (token_id < n_words)
-    per_class = np.zeros((n_labels, n_words))
-    np.add.at(per_class, (labels[keep], token_id[keep]), 1.0)
+    per_class = np.bincount(labels[keep] * n_words + token_id[keep],
+                            minlength=n_labels * n_words).reshape(n_labels, n_words).astype(np.float64)
     p = per_class + alpha
     rest = p.sum(axis=0, keepdims=True) - p + alpha * (n_labels - 2)
     r = np.log(p / p.sum(axis=1, keepdims=True)) - np.log(rest / rest.sum(axis=1, keepdims=True))
