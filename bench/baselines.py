@@ -1,7 +1,7 @@
 """Benchmark of the non-neural baselines (stages/baselines.py) on the pipeline's outputs.
 
 Reads (never writes) data/corpus.parquet, data/tokens.parquet, data/vocab.parquet,
-data/embeddings/<method>.parquet and data/docvecs/d2v_{dm,dbow}.parquet under --root (default: this
+data/embeddings/<method>.parquet and data/docvecs/doc2vec_{dm,dbow}.parquet under --root (default: this
 checkout) and prints one row per baseline: test accuracy on IMDB, on Rotten Tomatoes and overall,
 and the seconds spent building its features and fitting it (prediction excluded).
 
@@ -9,7 +9,7 @@ With --tune, each baseline's C is first chosen on a validation slice (20 %, stra
 source + label) of the training split only; the test split is never used to choose anything.
 Without it, stages.baselines.DEFAULT_C is used.
 
-    python bench/baselines.py [--root /work/main] [--tune] [--methods w2v_skipgram glove ...]
+    python bench/baselines.py [--root /work/main] [--tune] [--methods word2vec_skipgram glove ...]
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.baselines import (DEFAULT_BETA, DEFAULT_C, fit_dense_logreg, fit_nb_logreg, fit_nbsvm,  # noqa: E402
+from nlpdag.models.baselines import (DEFAULT_BETA, DEFAULT_C, fit_dense_logreg, fit_nb_logreg, fit_nbsvm,  # noqa: E402
                               idf_from_doc_freq, mean_vectors, ngram_counts, select_C, stack_vectors)
-from stages.io import read_frame, read_table  # noqa: E402
-from stages.vectors import read_vectors  # noqa: E402
+from nlpdag.io.tables import read_frame, read_table  # noqa: E402
+from nlpdag.io.vectors import read_vectors  # noqa: E402
 
 GRIDS = {"nb_logreg": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
          "nbsvm": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
@@ -85,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=ROOT)
     parser.add_argument("--tune", action="store_true", help="choose each C on a validation slice of train")
-    parser.add_argument("--methods", nargs="*", default=["w2v_cbow", "w2v_skipgram", "glove", "fasttext"])
+    parser.add_argument("--methods", nargs="*", default=["word2vec_cbow", "word2vec_skipgram", "glove", "fasttext"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     wall = time.perf_counter()
@@ -123,14 +123,14 @@ def main() -> None:
 
     docvecs = {}
     for mode in ("dm", "dbow"):
-        path = args.root / f"data/docvecs/d2v_{mode}.parquet"
+        path = args.root / f"data/docvecs/doc2vec_{mode}.parquet"
         if path.exists():
             table = read_table(path, columns=["doc_id", "vector"])
             if (table.column("doc_id").to_numpy() != data["corpus"]["doc_id"].to_numpy()).any():
                 raise SystemExit(f"{path}: documents in a different order from corpus.parquet")
-            docvecs[f"d2v_{mode}"] = stack_vectors(table.column("vector"))
+            docvecs[f"doc2vec_{mode}"] = stack_vectors(table.column("vector"))
     if len(docvecs) == 2:
-        docvecs["d2v_dm+dbow"] = np.hstack([docvecs["d2v_dm"], docvecs["d2v_dbow"]])
+        docvecs["doc2vec_dm+dbow"] = np.hstack([docvecs["doc2vec_dm"], docvecs["doc2vec_dbow"]])
     for name, X in docvecs.items():
         runner.run(f"docvec {name}", "dense_logreg", dense, X[train], X[~train])
 

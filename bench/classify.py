@@ -43,9 +43,9 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.io import read_frame  # noqa: E402
-from stages.rnn import RNNClassifier, RNNConfig  # noqa: E402
-from stages.seqtrain import Batches, TrainConfig, Trainer, encode_docs, vocab_index  # noqa: E402
+from nlpdag.io.tables import read_frame  # noqa: E402
+from nlpdag.models.rnn import RNNClassifier, RNNConfig  # noqa: E402
+from nlpdag.training.sequences import Batches, TrainConfig, Trainer, encode_docs, vocab_index  # noqa: E402
 
 MAX_LEN, BATCH = 400, 64
 

@@ -26,7 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.glove import Glove, read_inputs  # noqa: E402
+from nlpdag.embeddings.glove import Glove, read_inputs  # noqa: E402
 
 ANALOGY_RESTRICT = 30000
 

@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 def train(args, threads: int) -> dict:
     import torch
 
-    from stages import distributed as dd
-    from stages.glove import Glove, read_inputs
-    from stages.params import load_params
+    from nlpdag.training import distributed as dd
+    from nlpdag.embeddings.glove import Glove, read_inputs
+    from nlpdag.config.params import load_params
 
     config = load_params(ROOT / "params.yaml").glove
     tokens, i, j, x = read_inputs(args.cooccur, args.vocab)

@@ -40,7 +40,7 @@ def build_corpus(scale: int, path: Path, seed: int = 0) -> int:
     """Write the `scale`x corpus (id, text, label, source) to `path`; returns its row count."""
     if path.is_file():
         return pq.ParquetFile(path).metadata.num_rows
-    from stages.ingest import default_corpus_path
+    from nlpdag.text.corpus import default_corpus_path
 
     base = pd.read_csv(default_corpus_path(), keep_default_na=False, na_values=[""])
     rng = np.random.default_rng(seed)

@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from flows.dag import DvcCall, Plan, dvc, find_root, stage_order
+from nlpdag.runs.dag import DvcCall, Plan, dvc, find_root, stage_order
 
 
 @task(retries=1, retry_delay_seconds=[2, 10], task_run_name="{stage}")

@@ -22,8 +22,8 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from flows.dag import PipelineError, dvc
-from flows.lock import RunLock
+from nlpdag.runs.dag import PipelineError, dvc
+from nlpdag.runs.lock import RunLock
 from flows.pipeline import metrics_rows
 
 _RAN = re.compile(r"^Running stage '([^']+)'")

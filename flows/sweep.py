@@ -20,8 +20,8 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from flows.dag import PipelineError, dvc, dvc_env
-from flows.grid import describe, set_args
+from nlpdag.runs.dag import PipelineError, dvc, dvc_env
+from nlpdag.runs.grid import describe, set_args
 from flows.serve import experiment_rows, ran_stages
 
 FLOW_NAME = "nlpdag-sweep-point"

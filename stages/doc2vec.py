@@ -1,73 +1,18 @@
-"""Stages `d2v@dm` and `d2v@dbow`: gensim Doc2Vec, PV-DM and PV-DBOW.
-
-PV-DM predicts a word from its context plus a document vector; PV-DBOW predicts the document's
-words from the document vector alone (with `dbow_words`, skip-gram word vectors train alongside,
-so the word vectors can be evaluated like the other methods). Tags are unique document ids;
-with `label_tags` a training document also carries its class as a tag (the supervised variant).
-By default only training texts are seen in training and test documents get `infer_vector`;
-`train_on_all` follows the paper's protocol (all texts, test labels never used).
-
-Output: word vectors `data/embeddings/d2v_<mode>.{parquet,txt}`, document vectors
-`data/docvecs/d2v_<mode>.parquet` (doc_id, split, vector, inferred), the model in
-`data/models/d2v_<mode>/`, `reports/train/d2v_<mode>.json`.
-"""
+"""DVC stage `doc2vec`: wiring only; the logic is nlpdag.embeddings.doc2vec."""
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from gensim.models.doc2vec import Doc2Vec, TaggedDocument
-
-from stages import evaluation
-from stages.errors import StageError, cli_main
-from stages.gensim_train import EpochLogger, save_model, write_keyed_vectors
-from stages.io import read_frame, read_table, write_table
-from stages.params import Doc2VecParams, load_params
-from stages.vectors import Timer, vectors_table, write_train_info
-
-MODES = {"dm": 1, "dbow": 0}
-CORPUS = "data/corpus.parquet"
-TOKENS = "data/tokens.parquet"
-DOCVECS_DIR = Path("data/docvecs")
-MODELS_DIR = Path("data/models")
-
-
-def tagged_documents(docs: list[list[str]], labels: list | None) -> list[TaggedDocument]:
-    """Tag i for document i; plus `label=<class>` when labels are given (None for unlabelled docs)."""
-    out = []
-    for i, words in enumerate(docs):
-        tags = [i] if labels is None or labels[i] is None else [i, f"label={labels[i]}"]
-        out.append(TaggedDocument(words, tags))
-    return out
-
-
-def train_doc2vec(documents: list[TaggedDocument], mode: str, params: Doc2VecParams, seed: int,
-                  callbacks: tuple = ()) -> Doc2Vec:
-    model = Doc2Vec(vector_size=params.size, window=params.window, min_count=params.min_count,
-                    dm=MODES[mode], dbow_words=int(params.dbow_words), negative=params.negative,
-                    sample=params.sample, workers=params.workers, seed=seed, epochs=params.epochs)
-    model.build_vocab(documents)
-    if not model.wv.index_to_key:
-        raise StageError(f"doc2vec: empty vocabulary (no token occurs doc2vec.min_count={params.min_count} times)")
-    model.train(documents, total_examples=model.corpus_count, epochs=params.epochs, callbacks=list(callbacks))
-    return model
-
-
-def document_vectors(model: Doc2Vec, docs: list[list[str]], position: np.ndarray) -> np.ndarray:
-    """One vector per document: the trained one where `position[i]` (its index among the training
-    documents) is >= 0, else `infer_vector`. Inference starts from a vector seeded by the text's hash
-    (run under PYTHONHASHSEED=0) and draws negative samples from the model's RNG, which is reset per
-    document so that a document's vector does not depend on the ones inferred before it."""
-    out = np.zeros((len(docs), model.vector_size), dtype=np.float32)
-    for i, words in enumerate(docs):
-        if position[i] >= 0:
-            out[i] = model.dv[int(position[i])]
-        else:
-            model.random = np.random.RandomState(model.seed + i)
-            out[i] = model.infer_vector(words, epochs=model.epochs)
-    return out
+import sys
+from nlpdag.embeddings.doc2vec import MODES, document_vectors, tagged_documents, train_doc2vec
+from nlpdag.catalog import CORPUS, DOCVECS_DIR, TOKENS
+from nlpdag.evaluation import protocol as evaluation
+from nlpdag.errors import StageError, cli_main
+from nlpdag.embeddings.gensim_train import EpochLogger, write_keyed_vectors
+from nlpdag.io.tables import read_frame, read_table, write_table
+from nlpdag.config.base import load_params
+from nlpdag.config.doc2vec import Doc2VecParams
+from nlpdag.io.vectors import Timer, vectors_table, write_train_info
 
 
 @cli_main
@@ -75,8 +20,8 @@ def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
     if mode not in MODES:
         raise StageError(f"usage: python -m stages.doc2vec {{{'|'.join(MODES)}}} (got {mode!r})")
-    all_params = load_params()
-    params, method = all_params.doc2vec, f"d2v_{mode}"
+    all_params = load_params(doc2vec=Doc2VecParams)
+    params, method = all_params.doc2vec, f"doc2vec_{mode}"
     tokens = read_table(TOKENS, columns=["doc_id", "split", "tokens"])
     corpus = read_frame(CORPUS, columns=["doc_id", "label"])
     docs = tokens.column("tokens").to_pylist()
@@ -103,7 +48,6 @@ def main() -> None:
     write_table(pa.table({"doc_id": tokens.column("doc_id"), "split": tokens.column("split"),
                           "vector": table.column("vector"), "inferred": pa.array(~in_training)}),
                 DOCVECS_DIR / f"{method}.parquet")
-    save_model(model, MODELS_DIR / method, "doc2vec.model")
     write_train_info(method, timer.seconds, None, vocab_size=len(model.wv), infer_seconds=round(infer_timer.seconds, 2),
                      protocol="train_on_all" if params.train_on_all else "train_only",
                      tags="ids+labels" if params.label_tags else "ids")

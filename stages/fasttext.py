@@ -1,77 +1,24 @@
-"""Stage `fasttext`: gensim FastText (skip-gram) with character n-grams.
-
-A word's vector is the sum of its own vector and those of its character n-grams (min_n..max_n),
-so the full model, kept in `data/models/fasttext/`, gives vectors to unseen words (misspellings,
-rare inflections) later, in the classifier and in `nlpdag similar`.
-Output: `data/embeddings/fasttext.{parquet,txt}`, the model, `reports/train/fasttext.json`.
-"""
+"""DVC stage `fasttext`: wiring only; the logic is nlpdag.embeddings.fasttext."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-from gensim.models import FastText
-
-from stages.errors import StageError, cli_main
-from stages.gensim_train import EpochLogger, save_model, corpus_file, write_keyed_vectors
-from stages.params import FasttextParams, load_params
-from stages.vectors import Timer, write_train_info
-
-MODEL_DIR = Path("data/models/fasttext")
-MODEL_FILE = "fasttext.model"
-UNSEEN_PROBES = 1000   # typo probes: made from the most frequent words
-
-
-def train_fasttext(corpus_path: str, params: FasttextParams, seed: int, callbacks: tuple = ()) -> FastText:
-    if params.max_n and params.max_n < params.min_n:
-        raise StageError(f"fasttext.max_n={params.max_n} is smaller than fasttext.min_n={params.min_n}")
-    model = FastText(vector_size=params.size, window=params.window, min_count=params.min_count, sg=1,
-                     min_n=params.min_n, max_n=params.max_n, bucket=params.bucket, negative=params.negative,
-                     sample=params.sample, workers=params.workers, seed=seed)
-    model.build_vocab(corpus_file=corpus_path)
-    if not model.wv.index_to_key:
-        raise StageError(f"fasttext: empty vocabulary (no token occurs fasttext.min_count={params.min_count} times)")
-    model.train(corpus_file=corpus_path, total_examples=model.corpus_count, total_words=model.corpus_total_words,
-                epochs=params.epochs, callbacks=list(callbacks))
-    return model
-
-
-def misspelling(word: str) -> str:
-    """A typo of `word`: its middle letter doubled ("brilliant" -> "brillliant")."""
-    middle = len(word) // 2
-    return word[:middle] + word[middle] + word[middle:]
-
-
-def unseen_word_scores(model: FastText, words: list[str], n: int = 10) -> dict:
-    """FastText's vectors for words it never saw: for each word (in the vocabulary, 6+ letters), a typo
-    that is not; the share of typos whose nearest vocabulary neighbours (top n) include the word."""
-    probes = [(w, misspelling(w)) for w in words if len(w) >= 6 and w.isalpha()]
-    probes = [(w, m) for w, m in probes if m not in model.wv.key_to_index]
-    found = [w in {v for v, _ in model.wv.most_similar(m, topn=n)} for w, m in probes]
-    return {"typos": len(found), f"typo_top{n}": round(float(np.mean(found)), 4) if found else None,
-            "examples": [[m, w, bool(ok)] for (w, m), ok in list(zip(probes, found))[:8]]}
-
-
-def load_model(folder: Path = MODEL_DIR) -> FastText:
-    path = Path(folder) / MODEL_FILE
-    if not path.exists():
-        raise StageError(f"{path}: FastText model not found (run: dvc repro fasttext)")
-    return FastText.load(str(path))
-
-
-def word_vector(model: FastText, word: str) -> np.ndarray:
-    """The vector of any word, seen in training or not (from its character n-grams)."""
-    return model.wv[word]
+from nlpdag.embeddings.fasttext import UNSEEN_PROBES, train_fasttext, unseen_word_scores
+from nlpdag.catalog import FASTTEXT_MODEL
+from nlpdag.errors import cli_main
+from nlpdag.embeddings.gensim_train import EpochLogger, corpus_file, write_keyed_vectors
+from nlpdag.io.native import save_fasttext
+from nlpdag.config.base import load_params
+from nlpdag.config.fasttext import FasttextParams
+from nlpdag.io.vectors import Timer, write_train_info
 
 
 @cli_main
 def main() -> None:
-    params = load_params()
+    params = load_params(fasttext=FasttextParams)
     logger = EpochLogger("fasttext", params.fasttext.epochs)
     with corpus_file(seed=params.seed) as (path, _), Timer() as timer:
         model = train_fasttext(path, params.fasttext, params.seed, callbacks=(logger,))
     write_keyed_vectors("fasttext", model.wv)
-    save_model(model, MODEL_DIR, MODEL_FILE)
+    save_fasttext(model, FASTTEXT_MODEL)
     write_train_info("fasttext", timer.seconds, None, vocab_size=len(model.wv),
                      unseen_words=unseen_word_scores(model, model.wv.index_to_key[:UNSEEN_PROBES]))
     print(f"fasttext: {len(model.wv)} words x {model.vector_size} in {timer.seconds:.1f} s")

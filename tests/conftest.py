@@ -100,7 +100,7 @@ def prefect_server(tmp_path_factory):
     import json
     import time
 
-    from flows.server import free_port, stop_pid
+    from nlpdag.runs.server import free_port, stop_pid
 
     home = tmp_path_factory.mktemp("prefect_home")
     env = {**run_env(), "PREFECT_HOME": str(home)}

@@ -3,10 +3,10 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from stages.baselines import (BaselineError, doc_word_matrix, fit_dense_logreg, fit_nb_logreg, fit_nbsvm,
+from nlpdag.models.baselines import (BaselineError, doc_word_matrix, fit_dense_logreg, fit_nb_logreg, fit_nbsvm,
                               idf_from_doc_freq, idf_weights, mean_vectors, nb_log_count_ratio, ngram_counts,
                               select_C, stack_vectors)
-from stages.errors import StageError
+from nlpdag.errors import StageError
 
 # 4 documents over features (good, film, bad); counts, not yet binarised.
 X4 = sp.csr_matrix(np.array([[2, 1, 0], [1, 0, 0], [0, 1, 1], [0, 0, 3]]))

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from stages.bow import count_matrix, fit_tfidf_logreg, tfidf_matrix, triplets
-from stages.scores import classification_metrics
-from stages.params import BowParams
+from nlpdag.text.bow import count_matrix, fit_tfidf_logreg, tfidf_matrix, triplets
+from nlpdag.evaluation.scores import classification_metrics
+from nlpdag.config.bow import BowParams
 import pandas as pd
 
 
@@ -56,9 +56,9 @@ def test_chunked_bow_matches_in_memory(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from stages.bow import bow_chunks
-    from stages.chunks import iter_batches
-    from stages.io import write_table
+    from nlpdag.text.bow import bow_chunks
+    from nlpdag.io.chunks import iter_batches
+    from nlpdag.io.tables import write_table
 
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(12)]
@@ -81,7 +81,7 @@ def test_chunked_bow_matches_in_memory(tmp_path):
 def test_whole_docs_never_splits_a_document():
     import pyarrow as pa
 
-    from stages.bow import from_triplets, whole_docs
+    from nlpdag.text.bow import from_triplets, whole_docs
 
     parts = [pa.table({"doc_id": np.array(d, dtype=np.int64), "token_id": np.arange(len(d), dtype=np.int32),
                        "value": np.ones(len(d), dtype=np.int32)}) for d in ([1, 1, 2], [2, 2], [2, 5], [], [6])]

@@ -86,8 +86,8 @@ needs_chromium = pytest.mark.skipif(
 @needs_chromium
 def test_report_opens_offline_without_errors(tmp_path, report_fixture):
     pytest.importorskip("selenium", reason="selenium is in the dev extra: pip install -e '.[dev]'")
-    from stages.report import run
-    from stages.report_html import SECTIONS
+    from nlpdag.report.build import run
+    from nlpdag.report.page import SECTIONS
 
     params, root = report_fixture
     index = tmp_path / "reports" / "index.html"

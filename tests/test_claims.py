@@ -1,20 +1,20 @@
 """The course's claims (stages/claims.py): each verdict follows from the numbers as stated."""
-from stages.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, SUPPORTED, check_claims, human,
+from nlpdag.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, SUPPORTED, check_claims, human,
                            long_documents_claim, wilson)
 
 
 def test_human_names_speak_the_course_s_language():
-    assert human("w2v_cbow") == "word2vec CBOW" and human("d2v_dbow") == "Doc2Vec PV-DBOW"
-    assert human("glove__sae") == "GloVe, reduced by stacked auto-encoder"
-    assert human("lstm-bi-attention@w2v_skipgram") == "bidirectional LSTM, attention pooling, on word2vec skip-gram"
-    assert human("docvec@d2v_dm+d2v_dbow") == "document vectors + logistic regression, on Doc2Vec PV-DM + Doc2Vec PV-DBOW"
+    assert human("word2vec_cbow") == "word2vec CBOW" and human("doc2vec_dbow") == "Doc2Vec PV-DBOW"
+    assert human("glove__stacked_ae") == "GloVe, reduced by stacked auto-encoder"
+    assert human("lstm-bi-attention@word2vec_skipgram") == "bidirectional LSTM, attention pooling, on word2vec skip-gram"
+    assert human("docvec@doc2vec_dm+doc2vec_dbow") == "document vectors + logistic regression, on Doc2Vec PV-DM + Doc2Vec PV-DBOW"
     assert human("something_else") == "something_else"
 
 
 def emb(cbow_s, skip_s, sem, syn, n=2000):
-    return {"w2v_cbow": {"train_seconds": cbow_s, "analogy_accuracy": (sem[0] + syn[0]) / 2,
+    return {"word2vec_cbow": {"train_seconds": cbow_s, "analogy_accuracy": (sem[0] + syn[0]) / 2,
                          "analogy_semantic": {"accuracy": sem[0], "n": n}, "analogy_syntactic": {"accuracy": syn[0], "n": n}},
-            "w2v_skipgram": {"train_seconds": skip_s, "analogy_accuracy": (sem[1] + syn[1]) / 2,
+            "word2vec_skipgram": {"train_seconds": skip_s, "analogy_accuracy": (sem[1] + syn[1]) / 2,
                              "analogy_semantic": {"accuracy": sem[1], "n": n},
                              "analogy_syntactic": {"accuracy": syn[1], "n": n}},
             "glove": {"analogy_accuracy": 0.06, "analogy_semantic": {"accuracy": 0.05, "n": n},

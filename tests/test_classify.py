@@ -8,13 +8,16 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from stages import classify
-from stages.errors import StageError
-from stages.io import read_frame, write_json, write_table
-from stages.params import parse_params
-from stages.predict import load_classifier, predict_texts
-from stages.tokenise import build_vocab
-from stages.vectors import vectors_table
+from nlpdag import catalog
+from nlpdag.classify import train as classify
+import stages.classify as classify_stage
+from nlpdag.config.params import load_params as load_all_params
+from nlpdag.errors import StageError
+from nlpdag.io.tables import read_frame, write_json, write_table
+from nlpdag.config.params import parse_params
+from nlpdag.classify.predict import load_classifier, predict_texts
+from nlpdag.text.tokenise import build_vocab
+from nlpdag.io.vectors import vectors_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,26 +49,26 @@ def toy_corpus(n_classes: int, per_class: int = 40, seed: int = 0) -> pd.DataFra
 def make_workspace(root: Path, n_classes: int, models: list[str], baselines: list[str]) -> None:
     corpus = toy_corpus(n_classes)
     docs = [t.split() for t in corpus["text"]]
-    write_table(corpus, root / classify.CORPUS)
-    write_table(pd.DataFrame({"doc_id": corpus["doc_id"], "split": corpus["split"], "tokens": docs}), root / classify.TOKENS)
+    write_table(corpus, root / catalog.CORPUS)
+    write_table(pd.DataFrame({"doc_id": corpus["doc_id"], "split": corpus["split"], "tokens": docs}), root / catalog.TOKENS)
     vocab = build_vocab([d for d, s in zip(docs, corpus["split"]) if s == "train"], min_count=1)
-    write_table(vocab, root / classify.VOCAB)
-    write_json(list(range(n_classes)), root / classify.LABELS)
+    write_table(vocab, root / catalog.VOCAB)
+    write_json(list(range(n_classes)), root / catalog.LABELS)
     rng = np.random.default_rng(1)
     tokens = vocab["token"].tolist()
-    write_table(vectors_table(tokens, rng.normal(size=(len(tokens), 6))), root / "data/embeddings/w2v_skipgram.parquet")
+    write_table(vectors_table(tokens, rng.normal(size=(len(tokens), 6))), root / "data/embeddings/word2vec_skipgram.parquet")
     for mode in ("dm", "dbow"):
         vec = rng.normal(size=(len(corpus), 4)).astype(np.float32)
         write_table(pa.table({"doc_id": corpus["doc_id"].to_numpy(), "split": corpus["split"].to_numpy(),
                               "vector": pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), 4),
                               "inferred": (corpus["split"] == "test").to_numpy()}),
-                    root / f"data/docvecs/d2v_{mode}.parquet")
+                    root / f"data/docvecs/doc2vec_{mode}.parquet")
     test = corpus[corpus["split"] == "test"]
     write_table(pd.DataFrame({"doc_id": test["doc_id"], "label_id": test["label_id"],
-                              "predicted": test["label_id"], "proba": 0.9}), root / classify.BOW_PREDICTIONS)
-    write_json({"models": {"tfidf_logreg": {"accuracy": 1.0, "train_seconds": 0.1}}}, root / classify.BOW_METRICS)
+                              "predicted": test["label_id"], "proba": 0.9}), root / catalog.BOW_PREDICTIONS)
+    write_json({"models": {"tfidf_logreg": {"accuracy": 1.0, "train_seconds": 0.1}}}, root / catalog.BOW_METRICS)
     params = {"seed": 0, "classify": {
-        "models": models, "baselines": baselines, "baseline_methods": ["w2v_skipgram"], "hidden": 8,
+        "models": models, "baselines": baselines, "baseline_methods": ["word2vec_skipgram"], "hidden": 8,
         "embed_dim": 6, "epochs": 8, "batch_size": 8, "learning_rate": 0.02, "patience": 8, "max_len": 30,
         "attention_docs": 2, "device": "cpu"}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
@@ -74,20 +77,20 @@ def make_workspace(root: Path, n_classes: int, models: list[str], baselines: lis
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("classify")
-    models = ["gru-bi-attention@w2v_skipgram", "lstm-max@random"]
-    baselines = ["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "tfidf_mean", "docvec"]
+    models = ["gru-bi-attention@word2vec_skipgram", "lstm-max@random"]
+    baselines = ["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "idf_mean", "docvec"]
     make_workspace(root, 2, models, baselines)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        summary = classify.run(classify.load_params(), log=lambda *_: None)
+        summary = classify_stage.run(load_all_params(), log=lambda *_: None)
     return root, summary, models
 
 
 def test_metrics_cover_every_model_and_baseline(trained):
     root, summary, models = trained
-    metrics = json.loads((root / classify.METRICS).read_text())["models"]
-    expected = {"tfidf_logreg", "nb_logreg", "nbsvm", "mean@w2v_skipgram", "tfidf_mean@w2v_skipgram",
-                "docvec@d2v_dm", "docvec@d2v_dbow", "docvec@d2v_dm+d2v_dbow", *models}
+    metrics = json.loads((root / catalog.CLASSIFY_METRICS).read_text())["models"]
+    expected = {"tfidf_logreg", "nb_logreg", "nbsvm", "mean@word2vec_skipgram", "idf_mean@word2vec_skipgram",
+                "docvec@doc2vec_dm", "docvec@doc2vec_dbow", "docvec@doc2vec_dm+doc2vec_dbow", *models}
     assert set(metrics) == expected
     for name, m in metrics.items():
         assert 0.0 <= m["accuracy"] <= 1.0 and 0.0 <= m["roc_auc"] <= 1.0
@@ -114,30 +117,30 @@ def test_metrics_cover_every_model_and_baseline(trained):
 
 def test_outputs_for_the_report(trained):
     root, _, models = trained
-    pred = read_frame(root / classify.PREDICTIONS)
+    pred = read_frame(root / catalog.CLASSIFY_PREDICTIONS)
     assert len(pred) == 20 * 10 and set(pred["model"]) >= set(models)
     assert np.allclose(pred.loc[pred["model"] == models[0], "confidence"] >= 0.5, True)
-    states = read_frame(root / classify.STATES)
+    states = read_frame(root / catalog.CLASSIFY_STATES)
     assert sorted(set(states["model"])) == sorted(models) and len(states) == 40
     assert len(states["vector"].iloc[0]) == 16 and len(states.loc[states["model"] == models[1], "vector"].iloc[0]) == 8
-    attention = json.loads((root / classify.ATTENTION).read_text())
+    attention = json.loads((root / catalog.ATTENTION).read_text())
     assert len(attention) == 2 and all(a["model"] == models[0] for a in attention)
     for a in attention:
         assert len(a["tokens"]) == len(a["weights"]) and abs(sum(a["weights"]) - 1) < 1e-3
-    curve = pd.read_csv(root / classify.CURVES_DIR / f"{models[0]}.csv")
+    curve = pd.read_csv(root / catalog.CURVES_DIR / f"{models[0]}.csv")
     assert list(curve.columns) == ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"]
     assert len(curve) >= 1 and curve["epoch"].iloc[0] == 1
-    confusion = pd.read_csv(root / classify.CONFUSION_DIR / "nbsvm.csv")
+    confusion = pd.read_csv(root / catalog.CONFUSION_DIR / "nbsvm.csv")
     assert len(confusion) == 20 and set(confusion["actual"].astype(str)) <= {"0", "1"}
-    assert (root / classify.MODELS_DIR / models[0] / "model.pt").is_file()
-    assert not list((root / classify.CHECKPOINTS).glob("*.pt"))  # resumable checkpoints are removed when done
+    assert (root / catalog.CLASSIFY_MODELS / models[0] / "model.pt").is_file()
+    assert not list((root / catalog.CHECKPOINTS).glob("*.pt"))  # resumable checkpoints are removed when done
 
 
 def test_predict_round_trip_matches_the_stage(trained):
     root, _, models = trained
-    corpus = read_frame(root / classify.CORPUS)
+    corpus = read_frame(root / catalog.CORPUS)
     test = corpus[corpus["split"] == "test"]
-    pred = read_frame(root / classify.PREDICTIONS)
+    pred = read_frame(root / catalog.CLASSIFY_PREDICTIONS)
     for name in models:
         clf = load_classifier(name, root)
         frame = predict_texts(clf, test["text"].tolist())
@@ -163,48 +166,44 @@ def test_predict_bad_input(trained, tmp_path):
         load_classifier(models[0], other)
 
 
-class EveryWordBad(dict):
-    """Stands in for gensim's frozen phrases (a mapping of token lists), pickled by reference."""
-
-    def __getitem__(self, doc):
-        return ["bad"] * len(doc)
-
-
 def test_predict_applies_the_phrases_of_training(trained, tmp_path):
-    """A model trained with tokenise.phrases gets data/phrases.pkl applied to new texts, and says so
+    """A model trained with tokenise.phrases gets data/phrases.parquet applied to new texts, and says so
     when the file is missing."""
     import torch
 
-    from stages.tokenise import PHRASES, write_phrases
+    from nlpdag.text.tokenise import PHRASES, write_phrases
 
     root, _, models = trained
     other = tmp_path / "other"
-    folder = other / classify.MODELS_DIR / models[0]
+    folder = other / catalog.CLASSIFY_MODELS / models[0]
     folder.mkdir(parents=True)
-    state = torch.load(root / classify.MODELS_DIR / models[0] / "model.pt", weights_only=False)
+    state = torch.load(root / catalog.CLASSIFY_MODELS / models[0] / "model.pt", weights_only=False)
     state["extra"]["tokenise"] = {**state["extra"].get("tokenise", {}), "phrases": True}
     torch.save(state, folder / "model.pt")
-    with pytest.raises(StageError, match=r"data/phrases.pkl: not found.*tokenise.phrases"):
+    with pytest.raises(StageError, match=r"data/phrases.parquet: not found.*tokenise.phrases"):
         load_classifier(models[0], other)
 
-    write_phrases(EveryWordBad(), other / PHRASES)
-    clf = load_classifier(models[0], other)
-    assert isinstance(clf.phrases, EveryWordBad)
+    from gensim.models.phrases import Phrases
+
+    learnt = Phrases([["a", "wonderful", "film"]] * 20 + [["a", "dull", "plot"]] * 20, min_count=1, threshold=0.1)
+    write_phrases(learnt.freeze(), other / PHRASES)
+    clf = load_classifier(models[0], other)   # read back from Parquet, no pickle
+    assert clf.phrases[["a", "wonderful", "film"]] == ["a_wonderful", "film"]
     plain = load_classifier(models[0], root)
     assert plain.phrases is None
     got = predict_texts(clf, ["a wonderful film"])
-    want = predict_texts(plain, ["bad bad bad"])
+    want = predict_texts(plain, ["qzxqzx film"])   # the joined token is out of vocabulary, as an unseen word is
     assert np.allclose(got["confidence"], want["confidence"]) and got["label"].tolist() == want["label"].tolist()
 
 
 def test_three_classes(tmp_path, monkeypatch):
     make_workspace(tmp_path, 3, ["gru-bi-mean@random"], ["nb_logreg", "mean"])
     monkeypatch.chdir(tmp_path)
-    classify.run(classify.load_params(), log=lambda *_: None)
-    metrics = json.loads(Path(classify.METRICS).read_text())["models"]
-    assert set(metrics) == {"nb_logreg", "mean@w2v_skipgram", "gru-bi-mean@random"}
+    classify_stage.run(load_all_params(), log=lambda *_: None)
+    metrics = json.loads(Path(catalog.CLASSIFY_METRICS).read_text())["models"]
+    assert set(metrics) == {"nb_logreg", "mean@word2vec_skipgram", "gru-bi-mean@random"}
     assert "roc_auc" not in metrics["nb_logreg"] and metrics["nb_logreg"]["accuracy"] >= 0.9
-    pred = read_frame(classify.PREDICTIONS)
+    pred = read_frame(catalog.CLASSIFY_PREDICTIONS)
     assert set(pred["predicted"]) <= {0, 1, 2} and pred["proba_1"].isna().all()
     frame = predict_texts(load_classifier(None, tmp_path), ["the plot was weird"])
     assert list(frame.columns[-3:]) == ["p_0", "p_1", "p_2"]

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from conftest import clone_repo, run
-from flows.compare import (CompareError, Version, build_table, key_metrics, render_html, render_text,
+from nlpdag.runs.compare import (CompareError, Version, build_table, key_metrics, render_html, render_text,
                            versions_from_exp_show)
 
 

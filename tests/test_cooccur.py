@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from stages.cooccur import cooccurrence_table, count_cooccurrences, encode_tokens
+from nlpdag.text.cooccur import cooccurrence_table, count_cooccurrences, encode_tokens
 
 
 def brute_force(docs, vocab, window, harmonic=True):
@@ -76,7 +76,7 @@ def _tokens_batches(docs, splits, size):
 def test_chunked_with_spills_matches_in_memory(tmp_path, memory_mb, chunk_tokens):
     import pyarrow.parquet as pq
 
-    from stages.cooccur import CooccurCounter, count_chunks
+    from nlpdag.text.cooccur import CooccurCounter, count_chunks
 
     rng = np.random.default_rng(1)
     words = [f"w{i}" for i in range(30)]
@@ -103,8 +103,8 @@ def test_chunked_with_spills_matches_in_memory(tmp_path, memory_mb, chunk_tokens
 
 
 def test_chunked_without_pairs_is_an_error_and_writes_nothing(tmp_path):
-    from stages.errors import StageError
-    from stages.cooccur import count_chunks
+    from nlpdag.errors import StageError
+    from nlpdag.text.cooccur import count_chunks
 
     with pytest.raises(StageError, match=r"no co-occurrences.*cooccur\.window=2"):
         count_chunks(_tokens_batches([["a"], ["b", "zz"]], ["train", "train"], 1), pa.array(["a", "b"]), 2,

@@ -14,11 +14,14 @@ import torch
 import torch.multiprocessing as mp
 import yaml
 
-from stages import classify
-from stages import distributed as dd
-from stages.io import read_frame
-from stages.rnn import RNNClassifier, RNNConfig
-from stages.seqtrain import TrainConfig, Trainer
+from nlpdag import catalog
+from nlpdag.classify import train as classify
+import stages.classify as classify_stage
+from nlpdag.config.params import load_params as load_all_params
+from nlpdag.training import distributed as dd
+from nlpdag.io.tables import read_frame
+from nlpdag.models.rnn import RNNClassifier, RNNConfig
+from nlpdag.training.sequences import TrainConfig, Trainer
 from test_classify import make_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +128,7 @@ def test_single_process_helpers():
 def test_classify_stage_under_torchrun(tmp_path, monkeypatch, one_thread):
     """`torchrun --standalone --nproc_per_node 2 -m stages.classify`, as the README says, against the
     single-process stage on the same workspace (dropout 0: the neural models agree)."""
-    models = ["gru-bi-attention@w2v_skipgram"]
+    models = ["gru-bi-attention@word2vec_skipgram"]
     for root in (tmp_path / "ddp", tmp_path / "single"):
         make_workspace(root, 2, models, ["nb_logreg"])
         params = yaml.safe_load((root / "params.yaml").read_text())
@@ -139,17 +142,17 @@ def test_classify_stage_under_torchrun(tmp_path, monkeypatch, one_thread):
     # One voice in the log: rank 0's.
     assert proc.stdout.count(f"classify: {models[0]}: accuracy") == 1, proc.stdout
     monkeypatch.chdir(tmp_path / "single")
-    classify.run(classify.load_params(), log=lambda *_: None)
+    classify_stage.run(load_all_params(), log=lambda *_: None)
 
     ddp, single = tmp_path / "ddp", tmp_path / "single"
-    metrics = json.loads((ddp / classify.METRICS).read_text())["models"]
+    metrics = json.loads((ddp / catalog.CLASSIFY_METRICS).read_text())["models"]
     assert set(metrics) == {"nb_logreg", *models}
     assert metrics[models[0]]["kind"] == "neural" and metrics[models[0]]["n"] == 20
-    for path in (classify.SUMMARY, classify.ATTENTION, classify.PREDICTIONS, classify.STATES,
-                 classify.MODELS_DIR / models[0] / "model.pt", classify.CURVES_DIR / f"{models[0]}.csv"):
+    for path in (catalog.SUMMARY, catalog.ATTENTION, catalog.CLASSIFY_PREDICTIONS, catalog.CLASSIFY_STATES,
+                 catalog.CLASSIFY_MODELS / models[0] / "model.pt", catalog.CURVES_DIR / f"{models[0]}.csv"):
         assert (ddp / path).exists(), path
-    assert not list(ddp.rglob(".*.tmp")) and not list((ddp / classify.CHECKPOINTS).glob("*.pt"))
-    ours, theirs = read_frame(ddp / classify.PREDICTIONS), read_frame(single / classify.PREDICTIONS)
+    assert not list(ddp.rglob(".*.tmp")) and not list((ddp / catalog.CHECKPOINTS).glob("*.pt"))
+    ours, theirs = read_frame(ddp / catalog.CLASSIFY_PREDICTIONS), read_frame(single / catalog.CLASSIFY_PREDICTIONS)
     assert len(ours) == len(theirs) == 2 * 20
     assert (ours["predicted"] == theirs["predicted"]).all()
     np.testing.assert_allclose(ours["confidence"], theirs["confidence"], atol=1e-4)
@@ -160,8 +163,8 @@ def test_glove_stage_under_torchrun(tmp_path, monkeypatch, one_thread):
     """`torchrun --standalone --nproc_per_node 2 -m stages.glove`: each process steps its slice of every
     batch (33 pairs: slices of 16 and 17; the last batch is shorter) and the steps are all-gathered, so
     the vectors are the single-process ones bit for bit, and only process 0 writes."""
-    from stages import glove
-    from stages.vectors import read_vectors
+    from nlpdag.embeddings import glove
+    from nlpdag.io.vectors import read_vectors
     from test_glove import tiny_counts, write_inputs
 
     i, j, x = tiny_counts(vocab_size=40, seed=5)

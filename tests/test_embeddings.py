@@ -5,15 +5,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages.doc2vec import document_vectors, tagged_documents, train_doc2vec
-from stages.errors import StageError
-from stages.evaluate import evaluate_vectors, keyed_vectors, load_method, neighbours
-from stages.fasttext import train_fasttext
-from stages.gensim_train import EpochLogger, corpus_file
-from stages.params import Doc2VecParams, EvaluateParams, FasttextParams, Word2VecParams
-from stages.pretrained import detect_format, load_vectors
-from stages.vectors import read_vectors, write_vectors
-from stages.word2vec import train_word2vec
+from nlpdag.embeddings.doc2vec import document_vectors, tagged_documents, train_doc2vec
+from nlpdag.errors import StageError
+from nlpdag.embeddings.evaluate import evaluate_vectors, keyed_vectors, load_method, neighbours
+from nlpdag.embeddings.fasttext import train_fasttext
+from nlpdag.embeddings.gensim_train import EpochLogger, corpus_file
+from nlpdag.config.doc2vec import Doc2VecParams
+from nlpdag.config.evaluate import EvaluateParams
+from nlpdag.config.fasttext import FasttextParams
+from nlpdag.config.word2vec import Word2VecParams
+from nlpdag.embeddings.pretrained import detect_format, load_vectors
+from nlpdag.io.vectors import read_vectors, write_vectors
+from nlpdag.embeddings.word2vec import train_word2vec
 
 WORDS = "king queen man woman boy girl prince princess good bad great awful film movie".split()
 
@@ -78,7 +81,7 @@ def test_fasttext_gives_vectors_to_unseen_words(tokens_file):
     assert "princesses" not in model.wv.key_to_index
     unseen = model.wv["princesses"]
     assert unseen.shape == (8,) and np.abs(unseen).sum() > 0
-    from stages.fasttext import misspelling, unseen_word_scores
+    from nlpdag.embeddings.fasttext import misspelling, unseen_word_scores
 
     assert misspelling("brilliant") == "brillliant"
     probes = unseen_word_scores(model, ["princess", "king", "queen", "prince"])
@@ -159,7 +162,7 @@ def test_empty_pretrained_table_is_skipped(tmp_path):
 
 
 def test_similarity_with_a_single_known_pair_is_undefined(tmp_path):
-    from stages.evaluate import similarity_scores
+    from nlpdag.embeddings.evaluate import similarity_scores
 
     kv = keyed_vectors(["king", "queen"], np.array([[1, 0], [0, 1]], dtype=np.float32))
     pairs = tmp_path / "pairs.tsv"

@@ -8,9 +8,9 @@ import sklearn
 from sklearn.linear_model import LogisticRegression
 
 from conftest import ROOT, run
-from stages import bow
-from stages.errors import StageError, involving, report
-from stages.params import BowParams
+from nlpdag.text import bow
+from nlpdag.errors import StageError, involving, report
+from nlpdag.config.bow import BowParams
 
 
 def _old_liblinear_fit():
@@ -60,7 +60,7 @@ def test_stage_error_keeps_its_own_line(capsys, monkeypatch):
 
 def test_a_stage_run_as_a_module_names_itself(tmp_path):
     (tmp_path / "params.yaml").write_text("seed: 0\n")
-    code = ("import runpy, sys; from stages import io; "
+    code = ("import runpy, sys; from nlpdag.io import tables as io; "
             "io.read_table = lambda *a, **k: (_ for _ in ()).throw(MemoryError('out of memory')); "
             "runpy.run_module('stages.bow', run_name='__main__')")
     proc = run([sys.executable, "-c", code], tmp_path, check=False, env={"PYTHONPATH": str(ROOT), "PATH": ""})
@@ -69,14 +69,14 @@ def test_a_stage_run_as_a_module_names_itself(tmp_path):
 
 
 def test_nlpdag_command_turns_an_unexpected_error_into_one_line(monkeypatch, capsys):
-    import flows.dag
-    from flows import cli
+    import nlpdag.runs.dag
+    from nlpdag import cli
 
     monkeypatch.delenv("NLPDAG_DEBUG", raising=False)
-    monkeypatch.setattr(flows.dag, "find_root", lambda repo: (_ for _ in ()).throw(RuntimeError("disk on fire")))
+    monkeypatch.setattr(nlpdag.runs.dag, "find_root", lambda repo: (_ for _ in ()).throw(RuntimeError("disk on fire")))
     monkeypatch.setattr(sys, "argv", ["nlpdag", "dag"])
     with pytest.raises(SystemExit) as exit_:
-        cli.main()
+        cli.app()
     assert exit_.value.code == 2
     assert capsys.readouterr().err == "error: nlpdag dag: RuntimeError: disk on fire (set NLPDAG_DEBUG=1 for the traceback)\n"
 

@@ -6,9 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import classify, evaluation
-from stages import ingest as ing
-from stages.params import DataParams
+from nlpdag import catalog
+from nlpdag.evaluation import protocol as evaluation
+from stages import classify
+from nlpdag.config.params import load_params as load_all_params
+from nlpdag.text import corpus as ing
+from nlpdag.config.data import DataParams
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -82,17 +85,17 @@ def test_no_choice_depends_on_the_test_labels(tmp_path, monkeypatch):
     choices = []
     for k, root in enumerate((tmp_path / "a", tmp_path / "b")):
         root.mkdir()
-        make_workspace(root, 2, ["gru-mean@random", "lstm-attention@w2v_skipgram"],
+        make_workspace(root, 2, ["gru-mean@random", "lstm-attention@word2vec_skipgram"],
                        ["nb_logreg", "nbsvm", "mean", "docvec"])
         if k:
-            corpus = pd.read_parquet(root / classify.CORPUS)
+            corpus = pd.read_parquet(root / catalog.CORPUS)
             test = corpus["split"] == "test"
             corpus.loc[test, "label_id"] = np.random.default_rng(5).permutation(corpus.loc[test, "label_id"].to_numpy())
-            corpus.to_parquet(root / classify.CORPUS, index=False)
+            corpus.to_parquet(root / catalog.CORPUS, index=False)
         monkeypatch.chdir(root)
-        summary = classify.run(classify.load_params(), log=lambda *_: None)
-        metrics = json.loads((root / classify.METRICS).read_text())["models"]
-        attention = json.loads((root / classify.ATTENTION).read_text())
+        summary = classify.run(load_all_params(), log=lambda *_: None)
+        metrics = json.loads((root / catalog.CLASSIFY_METRICS).read_text())["models"]
+        attention = json.loads((root / catalog.ATTENTION).read_text())
         choices.append(({n: (m.get("C"), m.get("validation_accuracy"), m.get("epochs")) for n, m in metrics.items()},
                         summary["best_neural"], {a["model"] for a in attention},
                         {n: m["accuracy"] for n, m in metrics.items()}))

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import stages.glove as glove
-from stages.glove import GRAD_CLIP, Glove, adagrad_step, initial_state, weighting
+from nlpdag import catalog
+from nlpdag.embeddings.glove import GRAD_CLIP, Glove, adagrad_step, initial_state, weighting
 
 
 def tiny_counts(vocab_size=12, seed=0):
@@ -165,7 +166,7 @@ def test_main_writes_outputs(tmp_path, monkeypatch):
     write_inputs(tmp_path, i, j, x, [f"w{k}" for k in range(12)])
     monkeypatch.chdir(tmp_path)
     glove.main()
-    lines = (tmp_path / glove.LOSS_CSV).read_text().splitlines()
+    lines = (tmp_path / catalog.GLOVE_LOSS).read_text().splitlines()
     assert lines[0] == "epoch,loss" and len(lines) == 3
     assert (tmp_path / "data/embeddings/glove.txt").read_text().startswith("12 4\n")
     assert pq.read_table(tmp_path / "data/embeddings/glove.parquet").num_rows == 12

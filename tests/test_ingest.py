@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import ingest as ing
-from stages.errors import StageError
-from stages.params import DataParams
+from nlpdag.text import corpus as ing
+from nlpdag.errors import StageError
+from nlpdag.config.data import DataParams
 
 
 def test_default_corpus_is_found_without_network():
@@ -121,7 +121,7 @@ def _write(frame: pd.DataFrame, path) -> None:
 def test_chunked_ingest_matches_in_memory(tmp_path, tiny_frame, fmt, params):
     import pyarrow.parquet as pq
 
-    from stages.io import write_table
+    from nlpdag.io.tables import write_table
 
     path = tmp_path / f"corpus.{fmt}"
     _write(_messy(tiny_frame), path)

@@ -56,9 +56,9 @@ def workspace(root: Path, n_classes: int, form: str, embeddings: bool) -> None:
     params["word2vec"].update(size=16, min_count=2, epochs=5, workers=1)
     params["doc2vec"].update(size=16, min_count=2, epochs=10, workers=1)
     params["classify"].update(
-        baselines=["tfidf_logreg", "nb_logreg", "nbsvm"] + (["mean", "tfidf_mean", "docvec"] if embeddings else []),
-        baseline_methods=["w2v_skipgram"] if embeddings else [],
-        models=["gru-bi-mean@w2v_skipgram" if embeddings else "gru-bi-mean@random"],
+        baselines=["tfidf_logreg", "nb_logreg", "nbsvm"] + (["mean", "idf_mean", "docvec"] if embeddings else []),
+        baseline_methods=["word2vec_skipgram"] if embeddings else [],
+        models=["gru-bi-mean@word2vec_skipgram" if embeddings else "gru-bi-mean@random"],
         embed_dim=16, hidden=16, epochs=12, patience=12, batch_size=16, learning_rate=0.01, max_len=40,
         attention_docs=2, device="cpu")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -88,8 +88,8 @@ def test_real_stages_on_a_multiclass_corpus(tmp_path, n_classes, form, embedding
     metrics = json.loads((tmp_path / "reports/metrics/classify.json").read_text())["models"]
     expected = {"tfidf_logreg", "nb_logreg", "nbsvm"}
     if embeddings:
-        expected |= {"mean@w2v_skipgram", "tfidf_mean@w2v_skipgram", "docvec@d2v_dm", "docvec@d2v_dbow",
-                     "docvec@d2v_dm+d2v_dbow", "gru-bi-mean@w2v_skipgram"}
+        expected |= {"mean@word2vec_skipgram", "idf_mean@word2vec_skipgram", "docvec@doc2vec_dm", "docvec@doc2vec_dbow",
+                     "docvec@doc2vec_dm+doc2vec_dbow", "gru-bi-mean@word2vec_skipgram"}
     else:
         expected |= {"gru-bi-mean@random"}
     assert set(metrics) == expected
@@ -99,7 +99,7 @@ def test_real_stages_on_a_multiclass_corpus(tmp_path, n_classes, form, embedding
         # the n-gram baselines read topic words directly; the others must at least beat chance clearly
         # (Doc2Vec sees this tiny corpus in its label-sorted file order, which its shared weights do not
         # survive: no floor until the training streams are shuffled)
-        floor = 0.0 if "d2v" in name else 0.8 if name in ("tfidf_logreg", "nb_logreg", "nbsvm") else chance + 0.15
+        floor = 0.0 if "doc2vec" in name else 0.8 if name in ("tfidf_logreg", "nb_logreg", "nbsvm") else chance + 0.15
         print(f"{n_classes} classes, {form}: {name} macro-F1 {m['macro_f1']:.3f}")
         assert m["macro_f1"] >= floor, (name, m)
     assert metrics["tfidf_logreg"]["macro_f1"] == bow["macro_f1"]

@@ -36,7 +36,7 @@ def pipeline(root, frame: pd.DataFrame) -> dict:
     params["tokenise"].update(min_count=1)
     params["word2vec"].update(size=8, min_count=1, epochs=3, workers=1)
     params["doc2vec"].update(size=8, min_count=1, epochs=20, workers=1)
-    params["classify"].update(baselines=["mean", "docvec"], baseline_methods=["w2v_skipgram"],
+    params["classify"].update(baselines=["mean", "docvec"], baseline_methods=["word2vec_skipgram"],
                               models=["gru-mean@random"], embed_dim=8, hidden=8, epochs=6, patience=6,
                               batch_size=16, learning_rate=0.02, max_len=30, device="cpu")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -45,8 +45,8 @@ def pipeline(root, frame: pd.DataFrame) -> dict:
                  ["stages.doc2vec", "dbow"], ["stages.classify"]):
         run([sys.executable, "-m", *args], root, env=env)
     corpus = pd.read_parquet(root / "data/corpus.parquet")
-    docvecs = pd.read_parquet(root / "data/docvecs/d2v_dbow.parquet").merge(corpus[["doc_id", "text"]], on="doc_id")
-    words = pd.read_parquet(root / "data/embeddings/w2v_skipgram.parquet")
+    docvecs = pd.read_parquet(root / "data/docvecs/doc2vec_dbow.parquet").merge(corpus[["doc_id", "text"]], on="doc_id")
+    words = pd.read_parquet(root / "data/embeddings/word2vec_skipgram.parquet")
     return {"split": corpus.set_index("text")[["split", "validation"]].sort_index(),
             "docvecs": {t: np.asarray(v) for t, v in zip(docvecs["text"], docvecs["vector"])},
             "words": {t: np.asarray(v) for t, v in zip(words["token"], words["vector"])},

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.errors import StageError
-from stages.params import Params, load_params, parse_params
+from nlpdag.errors import StageError
+from nlpdag.config.params import Params, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

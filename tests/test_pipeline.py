@@ -1,7 +1,7 @@
 """End to end on a small sample, in a temporary copy of the repository: DVC, then Prefect."""
-import ast
 import json
 import re
+from graphlib import TopologicalSorter
 from pathlib import Path
 
 import pandas as pd
@@ -9,14 +9,15 @@ import pytest
 import yaml
 
 from conftest import ROOT, copy_repo, run, run_env
-from flows.dag import parse_dot, parse_status, stage_order
+from imports import all_modules, code_files, imports_of, module_path
+from nlpdag.runs.dag import parse_dot, parse_status, stage_order
 
 SMALL = {"data": {"max_docs": 400}, "tokenise": {"min_count": 2}, "bow": {"min_df": 1},
          "word2vec": {"size": 16, "min_count": 2, "epochs": 2}, "glove": {"size": 16, "epochs": 3},
          "fasttext": {"size": 16, "min_count": 2, "epochs": 2, "bucket": 20000},
          "doc2vec": {"size": 16, "min_count": 2, "epochs": 2}, "evaluate": {"analogy_restrict": 5000},
          "reduce": {"dim": 8, "epochs": 3}, "topics": {"n_topics": 4, "max_features": 300, "epochs": 3},
-         "classify": {"models": ["gru-bi-attention@w2v_skipgram"], "baseline_methods": ["w2v_skipgram", "fasttext"],
+         "classify": {"models": ["gru-bi-attention@word2vec_skipgram"], "baseline_methods": ["word2vec_skipgram", "fasttext"],
                       "hidden": 8, "epochs": 1, "max_len": 60, "batch_size": 32},
          "tsne": {"words": 150, "docs": 60, "perplexity": 10.0, "n_iter": 100}}
 
@@ -49,35 +50,42 @@ def test_parse_dot_and_order():
     assert parse_status('{"dvc.yaml:bow": [], "cooccur": []}') == {"bow", "cooccur"}
 
 
-def stage_modules(module: str, seen: set[str] | None = None) -> set[str]:
-    """stages/<module>.py and every stages/*.py it imports, at the top or inside a function."""
-    seen = set() if seen is None else seen
-    path = ROOT / "stages" / f"{module}.py"
-    if module in seen or not path.exists():
-        return seen
-    seen.add(module)
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "stages":
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
-            names = [node.module.split(".")[1]]
-        elif isinstance(node, ast.Import):
-            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("stages.")]
-        else:
-            continue
-        for name in names:
-            stage_modules(name, seen)
-    return seen
-
-
 def test_every_stage_depends_on_the_code_it_runs():
-    """A change to any module a stage imports must rerun the stage: dvc.yaml lists them all."""
+    """A change to any module a stage imports must rerun the stage, and only those: dvc.yaml lists
+    exactly the stage's script and the library modules it imports, transitively."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         stage = stage.get("do", stage)
         module = re.search(r"-m stages\.(\w+)", stage["cmd"]).group(1)
-        code = {f"stages/{m}.py" for m in stage_modules(module)}
-        assert code <= set(stage["deps"]), f"{name}: dvc.yaml deps lack {sorted(code - set(stage['deps']))}"
+        listed = {d for d in stage["deps"] if d.endswith(".py")}
+        assert listed == set(code_files(f"stages.{module}")), name
+
+
+def test_stages_are_entry_points_over_the_library():
+    """stages/ imports only nlpdag (never another stage); flows/ and nlpdag never import stages."""
+    for module in all_modules():
+        own = {m.split(".")[0] for m in imports_of(module)}
+        if module.startswith("stages."):
+            assert own <= {"nlpdag"}, module
+        else:
+            assert "stages" not in own, module
+
+
+def test_no_import_circle():
+    graph = {m: imports_of(m) for m in all_modules()}
+    TopologicalSorter(graph).static_order()  # raises CycleError naming the circle
+
+
+def test_each_stage_reads_only_its_own_params_schema():
+    """A knob of one stage reruns that stage (and what reads its outputs): its code deps hold the
+    schemas of the groups dvc.yaml says it reads, and no others."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        stage = stage.get("do", stage)
+        groups = {p.split(".")[0] for p in stage["params"]} - {"seed", "chunk_docs"}
+        schemas = {d.removeprefix("nlpdag/config/").removesuffix(".py") for d in stage["deps"]
+                   if d.startswith("nlpdag/config/")} - {"base"}
+        assert schemas == groups, name
 
 
 @pytest.mark.slow
@@ -92,13 +100,13 @@ def test_repro_writes_every_output_and_second_repro_does_nothing(repo):
     counts = pd.read_parquet(repo / "data/bow/counts.parquet")
     assert set(counts.columns) == {"doc_id", "token_id", "value"}
     embeddings = json.loads((repo / "reports/metrics/embeddings.json").read_text())
-    assert list(embeddings) == ["w2v_cbow", "w2v_skipgram", "glove", "fasttext", "d2v_dm", "d2v_dbow"]
+    assert list(embeddings) == ["word2vec_cbow", "word2vec_skipgram", "glove", "fasttext", "doc2vec_dm", "doc2vec_dbow"]
     for method, scores in embeddings.items():
         assert {"analogy_accuracy", "analogy_coverage", "wordsim353_spearman", "simlex999_spearman",
                 "vocab_size", "train_seconds"} <= set(scores), method
         header = (repo / f"data/embeddings/{method}.txt").open().readline().split()
         assert header == [str(scores["vocab_size"]), "16"]
-    docvecs = pd.read_parquet(repo / "data/docvecs/d2v_dbow.parquet")
+    docvecs = pd.read_parquet(repo / "data/docvecs/doc2vec_dbow.parquet")
     assert len(docvecs) == 400 and docvecs["inferred"].sum() == 0  # doc2vec.train_on_all: every text trained
     bow = json.loads((repo / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]
     assert 0.5 < bow["accuracy"] <= 1 and set(bow["by_source"]) == {"imdb", "rotten_tomatoes"}
@@ -110,13 +118,13 @@ def test_repro_writes_every_output_and_second_repro_does_nothing(repo):
 @pytest.mark.slow
 def test_classify_table_and_predict_cli(repo):
     metrics = json.loads((repo / "reports/metrics/classify.json").read_text())["models"]
-    assert {"tfidf_logreg", "nb_logreg", "nbsvm", "mean@w2v_skipgram", "tfidf_mean@fasttext", "docvec@d2v_dm",
-            "docvec@d2v_dm+d2v_dbow", "gru-bi-attention@w2v_skipgram"} <= set(metrics)
+    assert {"tfidf_logreg", "nb_logreg", "nbsvm", "mean@word2vec_skipgram", "idf_mean@fasttext", "docvec@doc2vec_dm",
+            "docvec@doc2vec_dm+doc2vec_dbow", "gru-bi-attention@word2vec_skipgram"} <= set(metrics)
     assert metrics["tfidf_logreg"]["accuracy"] == json.loads(
         (repo / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]["accuracy"]
     out = run(["nlpdag", "predict", "A moving, wonderful film.", "a dull mess", "--repo", str(repo)], repo)
     lines = out.stdout.splitlines()
-    assert lines[0] == "# model: gru-bi-attention@w2v_skipgram" and len(lines) == 3
+    assert lines[0] == "# model: gru-bi-attention@word2vec_skipgram" and len(lines) == 3
     label, confidence, dist, text = lines[1].split("\t")
     assert label in {"0", "1"} and 0.5 <= float(confidence) <= 1 and text == "A moving, wonderful film."
     bad = run(["nlpdag", "predict", "  ", "--repo", str(repo)], repo, check=False)
@@ -154,7 +162,7 @@ def test_user_corpus_in_raw_folder_is_a_dependency(repo, tmp_path):
     embeddings = json.loads((user / "reports/metrics/embeddings.json").read_text())
     assert embeddings["pretrained"]["vocab_size"] == 20
     reduced = json.loads((user / "reports/metrics/reduce.json").read_text())
-    assert set(reduced["pretrained"]) == {"none", "pca", "ae", "dae", "sae", "vae"}
+    assert set(reduced["pretrained"]) == {"none", "pca", "ae", "dae", "stacked_ae", "vae"}
     assert json.loads((user / "data/labels.json").read_text()) == ["neg", "pos"]
     metrics = json.loads((user / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]
     assert metrics["accuracy"] == 1.0 and "by_source" not in metrics
@@ -193,3 +201,13 @@ def test_nlpdag_run_through_prefect(repo, tmp_path):
     assert ("error: params.yaml: cooccur.window: Input should be greater than or equal to 1 (got 0)"
             in proc.stderr.splitlines())
     set_params(repo, {"cooccur": {"window": 10}})
+
+
+def test_nothing_loads_a_pickle():
+    """Artefacts on a shared DVC remote must not run code when loaded: no pickle, no gensim
+    SaveLoad (`Model.load`), torch.load only with weights_only=True."""
+    for module in all_modules():
+        source = module_path(module).read_text()
+        assert not re.search(r"\bpickle\b|\bjoblib\b|(FastText|Word2Vec|Doc2Vec|KeyedVectors|Phrases)\.load\(", source), module
+        for call in re.findall(r"torch\.load\([^)]*\)", source):
+            assert "weights_only=True" in call, module

@@ -8,14 +8,16 @@ import torch
 from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA
 
-from stages.autoencoders import (AutoEncoder, EarlyStopping, ModelConfig, Noise, TrainConfig, VariationalAutoEncoder,
+from nlpdag.models.autoencoders import (AutoEncoder, EarlyStopping, ModelConfig, Noise, TrainConfig, VariationalAutoEncoder,
                                  evaluate, linears, resolve_device, train)
-from stages.errors import StageError
-from stages.evaluate import analogy_scores, keyed_vectors
-from stages.params import EvaluateParams, ReduceParams
-from stages.reduce import (build_model, check_dim, check_methods, load_inputs, reduce_autoencoder, reduce_method,
+from nlpdag.errors import StageError
+from nlpdag.embeddings.evaluate import analogy_scores, keyed_vectors
+from nlpdag.config.evaluate import EvaluateParams
+from nlpdag.config.reduce import ReduceParams
+from nlpdag.catalog import check_methods
+from nlpdag.embeddings.reduce import (build_model, check_dim, load_inputs, reduce_autoencoder, reduce_method,
                            reduce_pca, split, standardise, write_loss_csv)
-from stages.vectors import read_vectors, write_vectors
+from nlpdag.io.vectors import read_vectors, write_vectors
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -29,7 +31,7 @@ def low_rank(n=400, d=8, rank=3, noise=0.01, seed=0):
     return x.astype(np.float32)
 
 
-@pytest.mark.parametrize("reducer", ["ae", "dae", "sae", "vae"])
+@pytest.mark.parametrize("reducer", ["ae", "dae", "stacked_ae", "vae"])
 def test_forward_backward_shapes(reducer):
     torch.manual_seed(0)
     model = build_model(reducer, 8, TINY)
@@ -44,12 +46,12 @@ def test_forward_backward_shapes(reducer):
 
 
 def test_stacked_layers_and_pretraining_sizes():
-    model = build_model("sae", 8, TINY)
+    model = build_model("stacked_ae", 8, TINY)
     assert [(m.in_features, m.out_features) for m in linears(model.encoder)] == [(8, 5), (5, 3)]
     assert [(m.in_features, m.out_features) for m in linears(model.decoder)] == [(3, 5), (5, 8)]
 
 
-@pytest.mark.parametrize("reducer", ["ae", "dae", "sae", "vae"])
+@pytest.mark.parametrize("reducer", ["ae", "dae", "stacked_ae", "vae"])
 def test_training_lowers_the_reconstruction_loss(reducer):
     x = torch.from_numpy(standardise(low_rank()))
     torch.manual_seed(0)
@@ -159,16 +161,16 @@ def test_reduce_method_outputs(tmp_path):
     tokens = [f"w{i}" for i in range(300)] + ("tiger cat computer keyboard king queen man woman money cash love sex "
                                              "old new happy sad smart intelligent").split()
     matrix = low_rank(n=len(tokens)) * 3 + 1
-    metrics, rows = reduce_method("toy", tokens, matrix, TINY.model_copy(update={"reducers": ["pca", "ae", "sae"]}),
+    metrics, rows = reduce_method("toy", tokens, matrix, TINY.model_copy(update={"reducers": ["pca", "ae", "stacked_ae"]}),
                                   EvaluateParams(), seed=0, folder=tmp_path)
-    assert list(metrics) == ["none", "pca", "ae", "sae"]
+    assert list(metrics) == ["none", "pca", "ae", "stacked_ae"]
     assert metrics["none"]["reconstruction_mse"] == 0.0
     assert set(metrics["ae"]) == {"analogy_accuracy", "wordsim353_spearman", "simlex999_spearman",
                                   "reconstruction_mse"}
     assert 0 < metrics["pca"]["reconstruction_mse"] < 0.01  # rank 3 data, 3 components
     got_tokens, got = read_vectors(tmp_path / "toy__ae.parquet")
     assert got_tokens == tokens and got.shape == (len(tokens), 3)
-    assert {r[0] for r in rows} == {"toy__ae", "toy__sae"} and rows[0][1] == 1
+    assert {r[0] for r in rows} == {"toy__ae", "toy__stacked_ae"} and rows[0][1] == 1
     write_loss_csv(rows, tmp_path / "loss.csv")
     lines = (tmp_path / "loss.csv").read_text().splitlines()
     assert lines[0] == "model,epoch,train_loss,val_loss" and lines[1].startswith("toy__ae,1,")
@@ -176,23 +178,23 @@ def test_reduce_method_outputs(tmp_path):
 
 
 def test_bad_inputs_stop_with_one_line(tmp_path):
-    with pytest.raises(StageError, match=r"reduce\.dim=50 is not smaller than the 16-dimensional vectors of w2v_cbow"):
-        check_dim("w2v_cbow", 16, 100, ReduceParams(dim=50))
+    with pytest.raises(StageError, match=r"reduce\.dim=50 is not smaller than the 16-dimensional vectors of word2vec_cbow"):
+        check_dim("word2vec_cbow", 16, 100, ReduceParams(dim=50))
     with pytest.raises(StageError, match=r"reduce\.methods: unknown method 'word2vec'"):
-        check_methods(["w2v_cbow", "word2vec"])
+        check_methods(["word2vec_cbow", "word2vec"], "reduce.methods", reduced=False)
     write_vectors("pretrained", [], np.zeros((0, 1), dtype=np.float32), folder=tmp_path)
     assert load_inputs("pretrained", tmp_path) is None
     write_vectors("glove", [], np.zeros((0, 1), dtype=np.float32), folder=tmp_path)
     with pytest.raises(StageError, match=r"glove\.parquet: the vectors table is empty"):
         load_inputs("glove", tmp_path)
-    from stages.io import write_table
-    from stages.vectors import vectors_table
+    from nlpdag.io.tables import write_table
+    from nlpdag.io.vectors import vectors_table
     write_table(vectors_table(["a", "b"], np.array([[1.0, np.nan], [0.0, 1.0]], dtype=np.float32)),
                 tmp_path / "fasttext.parquet")
     with pytest.raises(StageError, match=r"fasttext\.parquet: vectors contain NaN"):
         load_inputs("fasttext", tmp_path)
     with pytest.raises(StageError, match="not found"):
-        load_inputs("d2v_dm", tmp_path)
+        load_inputs("doc2vec_dm", tmp_path)
     if not torch.cuda.is_available():
         with pytest.raises(StageError, match=r"reduce\.device=cuda but CUDA is not available"):
             resolve_device("cuda", "reduce.device")

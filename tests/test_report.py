@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages import report_html as h
-from stages.errors import StageError
-from stages.report_charts import plotly_js
-from stages.params import Params
-from stages.report import build, confusion_counts, confusion_models, run
-from stages.tsne import run as run_tsne
+from nlpdag.report import page as h
+from nlpdag.errors import StageError
+from nlpdag.report.charts import plotly_js
+from nlpdag.config.params import Params
+from nlpdag.report.build import build, confusion_counts, confusion_models, run
+from nlpdag.report.tsne import run as run_tsne
 from test_tsne import NEURAL, TINY, write_tsne_inputs
 
 BASELINE = "tfidf_logreg"
@@ -29,7 +29,7 @@ def model_metrics(acc: float, kind: str, by_source: dict[str, float]) -> dict:
 
 
 CLASSIFY = {"models": {BASELINE: model_metrics(0.8123, "baseline", {"imdb": 0.85, "rotten_tomatoes": 0.7711}),
-                       "docvec@d2v_dm": model_metrics(0.7002, "baseline", {"imdb": 0.72, "rotten_tomatoes": 0.66}),
+                       "docvec@doc2vec_dm": model_metrics(0.7002, "baseline", {"imdb": 0.72, "rotten_tomatoes": 0.66}),
                        NEURAL: model_metrics(0.8456, "neural", {"imdb": 0.9012, "rotten_tomatoes": 0.75})}}
 SUMMARY = {"winner": {"overall": NEURAL, "imdb": None, "rotten_tomatoes": BASELINE},
            "best": {"overall": NEURAL, "imdb": NEURAL, "rotten_tomatoes": BASELINE},
@@ -55,7 +55,7 @@ def write_report_inputs(root: Path) -> Params:
                               "labels": {"neg": 30, "pos": 30}, "sources": {"imdb": 30, "rotten_tomatoes": 30}})
     write(m / "tokenise.json", {"tokens": 2700, "train_tokens": 540, "vocab_size": 40, "test_token_coverage": 0.9876})
     write(m / "cooccur.json", {"nonzeros": 777, "vocab_size": 40})
-    write(m / "embeddings.json", {"w2v_cbow": {"analogy_accuracy": 0.1267, "wordsim353_spearman": 0.2702,
+    write(m / "embeddings.json", {"word2vec_cbow": {"analogy_accuracy": 0.1267, "wordsim353_spearman": 0.2702,
                                                "simlex999_spearman": 0.1633, "vocab_size": 39, "train_seconds": 6.1},
                                   "glove": {"analogy_accuracy": 0.0631, "wordsim353_spearman": 0.1636,
                                             "simlex999_spearman": 0.0576, "vocab_size": 40, "train_seconds": 51.2}})
@@ -85,10 +85,10 @@ def write_report_inputs(root: Path) -> Params:
           "model,epoch,train_loss,val_loss\nglove__ae,1,0.9,0.8\nglove__ae,2,0.7,0.65\n")
     write(root / "reports" / "train" / "glove.json", {"method": "glove", "loss": [0.02, 0.012, 0.011]})
     write(root / "reports" / "neighbours.json", {
-        "w2v_cbow": {"good": [["great", 0.736], ["decent", 0.732]], "bad": [["terrible", 0.761]]},
+        "word2vec_cbow": {"good": [["great", 0.736], ["decent", 0.732]], "bad": [["terrible", 0.761]]},
         "glove": {"good": [["nice", 0.6]]}})
     return Params.model_validate({"evaluate": {"probe_words": ["good", "bad"]},
-                                  "report": {"methods": ["w2v_cbow", "glove", "pretrained"], "neighbours": 2}})
+                                  "report": {"methods": ["word2vec_cbow", "glove", "pretrained"], "neighbours_shown": 2}})
 
 
 @pytest.fixture(scope="session")
@@ -131,9 +131,9 @@ def test_verdicts_name_a_winner_only_where_the_paired_test_says_so():
 
 def test_classifier_table_holds_every_model_and_per_source_accuracy():
     out = h.classifiers_section(CLASSIFY, SUMMARY)
-    for value in ("0.8456", "0.8123", "0.9012", "0.7711", "12,345", NEURAL, "docvec@d2v_dm"):
+    for value in ("0.8456", "0.8123", "0.9012", "0.7711", "12,345", NEURAL, "docvec@doc2vec_dm"):
         assert value in out
-    assert out.index(NEURAL) < out.index("docvec@d2v_dm")  # sorted by accuracy
+    assert out.index(NEURAL) < out.index("docvec@doc2vec_dm")  # sorted by accuracy
     assert "not available: reports/metrics/classify.json" in h.classifiers_section(
         None, None, ["reports/metrics/classify.json"])
 
@@ -153,8 +153,8 @@ def test_confusion_models_default_to_winners_and_best_baseline():
 
 
 def test_neighbours_and_attention_sections():
-    out = h.neighbours_section({"w2v_cbow": {"good": [["great", 0.7], ["fine", 0.6]]}}, ["good", "zzz"],
-                               ["w2v_cbow", "glove"], 1)
+    out = h.neighbours_section({"word2vec_cbow": {"good": [["great", 0.7], ["fine", 0.6]]}}, ["good", "zzz"],
+                               ["word2vec_cbow", "glove"], 1)
     assert "great" in out and "fine" not in out and "(not in vocabulary)" in out and "<th>glove</th>" not in out
     att = h.attention_section([{"model": "m", "doc_id": 1, "label": "pos", "predicted": "neg",
                                 "tokens": ["dull", "<i>"], "weights": [0.5, 1.0]}])
@@ -179,7 +179,7 @@ def test_page_has_every_section_and_no_external_reference(report_fixture):
     assert "predicted neg" in tsne and "Doc 5" in tsne and "frequency rank 1" in tsne  # hover texts
     assert "curve-classify-loss" in section_of(page, "curves")
     assert "&lt;b&gt;film" in section_of(page, "attention")
-    assert labels == ["neg", "pos"] and set(words["method"]) == {"w2v_cbow", "glove__ae"}
+    assert labels == ["neg", "pos"] and set(words["method"]) == {"word2vec_cbow", "glove__ae"}
 
 
 def test_missing_classifier_outputs_render_as_notes(report_fixture):
@@ -195,7 +195,7 @@ def test_missing_classifier_outputs_render_as_notes(report_fixture):
 
 def test_unknown_method_or_model_in_params_is_an_error(report_fixture):
     params, root = report_fixture
-    bad = params.model_copy(update={"report": params.report.model_copy(update={"methods": ["w2v_cbow", "bert"]})})
+    bad = params.model_copy(update={"report": params.report.model_copy(update={"methods": ["word2vec_cbow", "bert"]})})
     with pytest.raises(StageError, match=r"report\.methods: unknown method 'bert'"):
         build(bad.report, [], root)
     bad = params.report.model_copy(update={"confusion_models": ["nope"]})
@@ -212,7 +212,7 @@ def test_run_writes_the_page_and_one_png_per_map(report_fixture, tmp_path):
     pngs = run(params, root=root, index=index, figures=figures)
     assert index.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert sorted(p.name for p in pngs) == sorted(p.name for p in figures.iterdir()) == [
-        "tsne_docs_classify.png", "tsne_docs_d2v_dm.png", "tsne_words_glove__ae.png", "tsne_words_w2v_cbow.png"]
+        "tsne_docs_classify.png", "tsne_docs_doc2vec_dm.png", "tsne_words_glove__ae.png", "tsne_words_word2vec_cbow.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
@@ -220,12 +220,12 @@ def test_stage_exits_with_one_line_on_an_unknown_method(tmp_path):
     import subprocess
     import sys
 
-    (tmp_path / "params.yaml").write_text("report:\n  methods: [w2v_cbow, word2vec]\n")
+    (tmp_path / "params.yaml").write_text("report:\n  methods: [word2vec_cbow, word2vec]\n")
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, "-m", "stages.report"], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: params.yaml: report.methods: unknown method 'word2vec'; allowed: w2v_cbow, w2v_skipgram, glove, "
-        "fasttext, d2v_dm, d2v_dbow, pretrained or <method>__<reducer> with reducer pca|ae|dae|sae|vae"]
+        "error: params.yaml: report.methods: unknown method 'word2vec'; allowed: word2vec_cbow, word2vec_skipgram, glove, "
+        "fasttext, doc2vec_dm, doc2vec_dbow, pretrained or <method>__<reducer> with reducer pca|ae|dae|stacked_ae|vae"]
     assert not (tmp_path / "reports").exists()

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from stages.errors import StageError
-from stages.rnn import PAD, UNK, RNNClassifier, RNNConfig, TokenOutput, flip_index
-from stages.pretrain import pretrain_encoder
-from stages.seqtrain import (Batches, TrainConfig, Trainer, encode_docs, evaluate, load_checkpoint, predict,
+from nlpdag.errors import StageError
+from nlpdag.models.rnn import PAD, UNK, RNNClassifier, RNNConfig, TokenOutput, flip_index
+from nlpdag.training.pretraining import pretrain_encoder
+from nlpdag.training.sequences import (Batches, TrainConfig, Trainer, encode_docs, evaluate, load_checkpoint, predict,
                              save_checkpoint, validation_split, vocab_index)
 
 pytestmark = pytest.mark.usefixtures("one_thread")

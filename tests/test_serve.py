@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from conftest import ROOT, client_env, clone_repo, run, run_env
-from flows.lock import LockTimeout, RunLock
+from nlpdag.runs.lock import LockTimeout, RunLock
 from flows.serve import experiment_metrics, experiment_name, ran_stages, stage_paths, untracked_inputs
 
 
@@ -20,11 +20,11 @@ def test_stage_paths_expand_foreach_outputs():
         "ingest": {"deps": ["stages/ingest.py", "data/raw"], "outs": ["data/corpus.parquet"],
                    "metrics": [{"reports/metrics/ingest.json": {"cache": False}}]},
         "w2v": {"foreach": ["cbow", "sg"], "do": {"deps": ["data/corpus.parquet", "stages/${item}.py"],
-                                                  "outs": ["reports/train/w2v_${item}.json"]}},
+                                                  "outs": ["reports/train/word2vec_${item}.json"]}},
         "evaluate": {"deps": ["reports/train"], "outs": ["reports/x.json"]}}}
     deps, outs = stage_paths(spec)
     assert deps == ["stages/ingest.py", "data/raw", "data/corpus.parquet", "reports/train"]
-    assert {"reports/train/w2v_cbow.json", "reports/train/w2v_sg.json", "reports/metrics/ingest.json"} <= outs
+    assert {"reports/train/word2vec_cbow.json", "reports/train/word2vec_sg.json", "reports/metrics/ingest.json"} <= outs
 
 
 def test_untracked_inputs_are_the_users_new_files_not_outputs(tmp_path):
@@ -47,8 +47,8 @@ def test_experiment_helpers():
                  {"name": "scheduled-1", "data": {"metrics": {"m.json": {"data": {"acc": 1}}}}}]}]}]
     assert experiment_metrics(shown, "scheduled-1") == {"m.json": {"data": {"acc": 1}}}
     assert experiment_metrics(shown, "other") is None
-    assert ran_stages("Running stage 'ingest':\n> python\nStage 'bow' didn't change\nRunning stage 'w2v@cbow':") \
-        == ["ingest", "w2v@cbow"]
+    assert ran_stages("Running stage 'ingest':\n> python\nStage 'bow' didn't change\nRunning stage 'word2vec@cbow':") \
+        == ["ingest", "word2vec@cbow"]
     from datetime import datetime, timezone
     assert experiment_name("nightly", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) == "nightly-20260102-030405"
 
@@ -56,7 +56,7 @@ def test_experiment_helpers():
 HOLD = """import sys, time
 from pathlib import Path
 sys.argv = ["nlpdag", "run", "--holder-test"]
-from flows.lock import RunLock
+from nlpdag.runs.lock import RunLock
 with RunLock(Path(%r)):
     print("held", flush=True)
     time.sleep(%s)

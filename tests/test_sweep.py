@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from conftest import ROOT, client_env, clone_repo, copy_repo, run, run_env
-from flows.grid import (GridError, grid_points, load_grid_file, parse_set_options, set_args, split_values,
+from nlpdag.runs.grid import (GridError, grid_points, load_grid_file, parse_set_options, set_args, split_values,
                         validate_points)
-from flows.submit import point_names
+from nlpdag.runs.submit import point_names
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -58,14 +58,14 @@ def test_bad_grid_is_one_line(option, message):
 
 
 def test_default_dvc_remote_and_targets():
-    from flows.submit import SweepError, check_targets, default_dvc_remote
+    from nlpdag.runs.submit import SweepError, check_targets, default_dvc_remote
 
     config = "[core]\n    remote = shared\n['remote \"shared\"']\n    url = /tmp/store\n"
     assert default_dvc_remote(config) == "shared"
     assert default_dvc_remote("[core]\n    autostage = true\n") is None
     assert default_dvc_remote("[core]\n    remote = gone\n") is None  # named, never defined
-    spec = {"stages": {"topics": {}, "w2v": {"foreach": ["cbow"]}}}
-    check_targets(spec, ["topics", "w2v@cbow"])
+    spec = {"stages": {"topics": {}, "word2vec": {"foreach": ["cbow"]}}}
+    check_targets(spec, ["topics", "word2vec@cbow"])
     with pytest.raises(SweepError, match="--target topic: no such stage in dvc.yaml"):
         check_targets(spec, ["topic"])
 
@@ -111,7 +111,7 @@ def test_unknown_grid_key_exits_2_before_anything(pushed_repo, tmp_path):
     env = {**run_env(), "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # never reached
     proc = sweep_cli(pushed_repo["repo"], "-S", "topics.n_topic=3,4", env=env)
     assert proc.returncode == 2
-    from stages.params import TopicsParams
+    from nlpdag.config.topics import TopicsParams
     assert proc.stderr.strip() == ("error: sweep grid: topics.n_topic: unknown key; allowed: "
                                    + ", ".join(TopicsParams.model_fields))
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -145,7 +145,7 @@ def test_worker_needs_a_server_and_children_are_read_from_proc(tmp_path):
     proc = run(["nlpdag", "worker", "--repo", str(ROOT)], tmp_path, env=env, check=False)
     assert (proc.returncode, proc.stderr.strip()) == (
         2, "error: no Prefect server answers at http://127.0.0.1:9/api (is it running? is PREFECT_API_URL right?)")
-    from flows.worker import alive, children
+    from nlpdag.runs.worker import alive, children
 
     child = subprocess.Popen(["sleep", "30"])
     try:
@@ -184,7 +184,7 @@ def test_silent_point_is_crashed_and_resubmitted(prefect_server, tmp_path):
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Running
 
-    from flows import submit as sub
+    from nlpdag.runs import submit as sub
 
     url = prefect_server["url"]
     with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
@@ -258,7 +258,7 @@ def until(predicate, timeout: float, what: str, poll: float = 1.0, on_fail=lambd
 
 
 def descendants(pid: int) -> list[int]:
-    from flows.worker import children
+    from nlpdag.runs.worker import children
 
     out, todo = [], [pid]
     while todo:
@@ -289,7 +289,7 @@ def stop_tree(proc: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 def test_sweep_on_workers_one_stopped_one_killed(small_baseline, tmp_path):
-    from flows.server import free_port, stop_pid
+    from nlpdag.runs.server import free_port, stop_pid
 
     user = clone_repo(small_baseline, tmp_path / "user")
     remote, store, work = tmp_path / "remote.git", tmp_path / "dvcstore", tmp_path / "work"
@@ -343,7 +343,7 @@ def test_sweep_on_workers_one_stopped_one_killed(small_baseline, tmp_path):
         w1.send_signal(signal.SIGTERM)
         assert w1.wait(timeout=120) == 0
         assert "1 running point(s) handed back to the pool" in logs["w1"].read_text()
-        from flows.worker import alive
+        from nlpdag.runs.worker import alive
         assert not [p for p in w1_tree if alive(p)]  # the worker, its executor, engine and DVC: all gone
         again = flow_runs(url)[killed[0]["name"]]
         assert again["state_type"] in ("SCHEDULED", "PENDING", "RUNNING", "COMPLETED"), again["state_name"]
@@ -365,7 +365,7 @@ def test_sweep_on_workers_one_stopped_one_killed(small_baseline, tmp_path):
         beating = {e["resource"]["prefect.resource.id"] for e in beats
                    if deployment in {r["prefect.resource.id"] for r in e["related"]}}
         assert beating >= {f"prefect.flow-run.{runs[n]['id']}" for n in names}, beats[:2]
-        from flows.submit import UNRESPONSIVE
+        from nlpdag.runs.submit import UNRESPONSIVE
         assert [a["name"] for a in api(url, "automations/filter")] == [UNRESPONSIVE]
 
         # A worker killed without a word (SIGKILL: nothing handed back) while it runs point 01 again:

@@ -1,8 +1,8 @@
 import pytest
 
-from stages.errors import StageError
-from stages.tokenise import apply_phrases, build_vocab, english_stopwords, tokenise_text, tokenise_texts
-from stages.params import TokeniseParams
+from nlpdag.errors import StageError
+from nlpdag.text.tokenise import apply_phrases, build_vocab, english_stopwords, tokenise_text, tokenise_texts
+from nlpdag.config.tokenise import TokeniseParams
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -65,7 +65,7 @@ def _corpus_batches(texts, splits, size):
 def test_chunked_tokenise_matches_in_memory(tmp_path, params):
     import pyarrow.parquet as pq
 
-    from stages.tokenise import read_phrases, tokenise_chunks, tokens_table
+    from nlpdag.text.tokenise import read_phrases, tokenise_chunks, tokens_table
 
     texts = ["New York is big<br />", "new york, new york!", "", "A cat and a dog", "the dog's day",
              "New York dog", "cat", "a new cat in York"] * 2
@@ -76,10 +76,10 @@ def test_chunked_tokenise_matches_in_memory(tmp_path, params):
         docs = apply_phrases(docs, train, params.phrases_min_count, params.phrases_threshold)
     want_vocab = build_vocab([d for d, t in zip(docs, train) if t], params.min_count, params.max_vocab)
     vocab, metrics = tokenise_chunks(_corpus_batches(texts, splits, 3), params, tmp_path / "tokens.parquet",
-                                     phrases_out=tmp_path / "phrases.pkl")
+                                     phrases_out=tmp_path / "phrases.parquet")
     assert vocab.equals(want_vocab)
     assert ("new_york" in set(vocab["token"])) == params.phrases
-    phrases = read_phrases(tmp_path / "phrases.pkl")  # what `nlpdag predict` applies to new texts
+    phrases = read_phrases(tmp_path / "phrases.parquet")  # what `nlpdag predict` applies to new texts
     assert (phrases is None) != params.phrases
     if params.phrases:
         assert phrases[["i", "love", "new", "york"]] == ["i", "love", "new_york"]
@@ -94,9 +94,9 @@ def test_chunked_tokenise_matches_in_memory(tmp_path, params):
 
 
 def test_chunked_empty_vocab_writes_no_tokens(tmp_path):
-    from stages.tokenise import tokenise_chunks
+    from nlpdag.text.tokenise import tokenise_chunks
 
     with pytest.raises(StageError, match=r"tokenise\.min_count=9"):
         tokenise_chunks(_corpus_batches(["a b", "c"], ["train", "test"], 1), TokeniseParams(min_count=9),
-                        tmp_path / "tokens.parquet", phrases_out=tmp_path / "phrases.pkl")
+                        tmp_path / "tokens.parquet", phrases_out=tmp_path / "phrases.parquet")
     assert list(tmp_path.iterdir()) == []

@@ -7,10 +7,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from stages.autoencoders import ProjectTopics, SparseRows, TopicAutoEncoder, TrainConfig, take, train
-from stages.errors import StageError
-from stages.params import TopicsParams
-from stages.topics import (check_params, fit_autoencoder, fit_nmf, npmi_coherence, reconstruction_mse,
+from nlpdag.models.autoencoders import ProjectTopics, SparseRows, TopicAutoEncoder, TrainConfig, take, train
+from nlpdag.errors import StageError
+from nlpdag.config.topics import TopicsParams
+from nlpdag.models.topics import (check_params, fit_autoencoder, fit_nmf, npmi_coherence, reconstruction_mse,
                            top_word_ids, topics_frame, training_matrix)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -64,7 +64,7 @@ def test_training_matrix_takes_a_column_list():
 
 
 def test_topic_vocabulary_leaves_out_stop_words_punctuation_and_ubiquitous_words():
-    from stages.topics import is_stop_word, topic_vocabulary
+    from nlpdag.models.topics import is_stop_word, topic_vocabulary
 
     tokens = ["the", "film", "it's", "!", "good", "plot", "don't", "acting"]
     doc_freq = np.array([100, 90, 80, 70, 40, 30, 20, 10])

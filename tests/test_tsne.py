@@ -10,17 +10,18 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from stages.errors import StageError
-from stages.io import read_frame, write_table
-from stages.params import TsneParams
-from stages.tsne import (DOC_COLUMNS, MAPS, WORD_COLUMNS, check_methods, embed, mark_predictions,
+from nlpdag.errors import StageError
+from nlpdag.io.tables import read_frame, write_table
+from nlpdag.config.tsne import TsneParams
+from nlpdag.catalog import TSNE_MAPS, check_methods
+from nlpdag.report.tsne import (DOC_COLUMNS, WORD_COLUMNS, embed, mark_predictions,
                          pick_classify_model, run, snippet, stratified_sample)
-from stages.vectors import vectors_table
+from nlpdag.io.vectors import vectors_table
 
 WORDS = [f"w{i}" for i in range(40)]
-NEURAL = "lstm-bi-attention@w2v_cbow"
-TINY = TsneParams(methods=["w2v_cbow", "glove__ae", "pretrained"], words=30, docs=24,
-                  doc_vectors=["d2v_dm", "classify"], perplexity=5, n_iter=50, n_jobs=1)
+NEURAL = "lstm-bi-attention@word2vec_cbow"
+TINY = TsneParams(methods=["word2vec_cbow", "glove__ae", "pretrained"], words=30, docs=24,
+                  doc_vectors=["doc2vec_dm", "classify"], perplexity=5, n_iter=50, n_jobs=1)
 
 
 def clustered(n: int, dim: int, groups: np.ndarray, seed: int) -> np.ndarray:
@@ -43,7 +44,7 @@ def write_tsne_inputs(root: Path, n_docs: int = 60) -> dict:
     groups = np.arange(len(WORDS)) % 3
     # The method's own order differs from the vocabulary's, and it lacks one word: ranks must follow the vocabulary.
     cbow = [w for w in reversed(WORDS) if w != "w5"]
-    write_table(vectors_table(cbow, clustered(len(cbow), 8, groups[:len(cbow)], 0)), root / "data/embeddings/w2v_cbow.parquet")
+    write_table(vectors_table(cbow, clustered(len(cbow), 8, groups[:len(cbow)], 0)), root / "data/embeddings/word2vec_cbow.parquet")
     write_table(vectors_table(WORDS, clustered(len(WORDS), 4, groups, 1)), root / "data/reduced/glove__ae.parquet")
     write_table(pa.table({"token": pa.array([], pa.string()), "vector": pa.array([], pa.list_(pa.float32(), 1))}),
                 root / "data/embeddings/pretrained.parquet")
@@ -62,11 +63,11 @@ def write_tsne_inputs(root: Path, n_docs: int = 60) -> dict:
                           "token_id": pa.array([t for _, t in pairs], pa.int32()),
                           "value": pa.array([1] * len(pairs), pa.int32())}), root / "data/bow/counts.parquet")
     write_table(pa.table({"doc_id": ids, "split": split, "vector": fixed_size(clustered(n_docs, 6, label, 2)),
-                          "inferred": split == "test"}), root / "data/docvecs/d2v_dm.parquet")
+                          "inferred": split == "test"}), root / "data/docvecs/doc2vec_dm.parquet")
     test_ids = ids[split == "test"]
     wrong = test_ids[::5]  # every fifth test document misclassified by both models
     rows = []
-    for model in ("tfidf_logreg", "docvec@d2v_dm", NEURAL):
+    for model in ("tfidf_logreg", "docvec@doc2vec_dm", NEURAL):
         y = label[test_ids]
         pred = np.where(np.isin(test_ids, wrong), 1 - y, y)
         rows.append(pd.DataFrame({"model": model, "doc_id": test_ids, "label_id": y.astype(np.int32),
@@ -107,11 +108,11 @@ def test_zero_vectors_and_high_perplexity_are_handled():
 
 
 def test_unknown_method_is_an_error():
-    check_methods(["w2v_cbow", "glove__vae", "pretrained"])
+    check_methods(["word2vec_cbow", "glove__vae", "pretrained"], "tsne.methods")
     with pytest.raises(StageError, match=r"tsne\.methods: unknown method 'word2vec'"):
-        check_methods(["w2v_cbow", "word2vec"])
+        check_methods(["word2vec_cbow", "word2vec"], "tsne.methods")
     with pytest.raises(StageError, match="unknown method 'glove__tsne'"):
-        check_methods(["glove__tsne"])
+        check_methods(["glove__tsne"], "tsne.methods")
 
 
 def test_stratified_sample_keeps_proportions():
@@ -129,7 +130,7 @@ def test_snippet_strips_html_and_cuts():
 
 
 def test_word_maps_carry_each_word_s_sentiment(tmp_path):
-    from stages.tsne import word_polarity
+    from nlpdag.report.tsne import word_polarity
 
     write_tsne_inputs(tmp_path)
     words, _, _ = run(TINY, seed=0, root=tmp_path, out=None, log=lambda _: None)
@@ -165,30 +166,30 @@ def test_run_writes_every_map(tmp_path):
     stored_words, stored_docs = read_frame(out / "words.parquet"), read_frame(out / "docs.parquet")
     assert list(stored_words.columns) == WORD_COLUMNS and list(stored_docs.columns) == DOC_COLUMNS
     assert len(stored_words) == len(words) and len(stored_docs) == len(docs)
-    # words: the 30 most frequent of the vocabulary, less the one w2v_cbow lacks; ranks from the vocabulary
-    cbow = words[words["method"] == "w2v_cbow"]
+    # words: the 30 most frequent of the vocabulary, less the one word2vec_cbow lacks; ranks from the vocabulary
+    cbow = words[words["method"] == "word2vec_cbow"]
     assert len(cbow) == 29 and "w5" not in set(cbow["token"]) and cbow["rank"].max() == 29
     assert (cbow["token"] == [f"w{r}" for r in cbow["rank"]]).all()
     assert len(words[words["method"] == "glove__ae"]) == 30
     assert np.isfinite(words[["x", "y"]].to_numpy()).all() and np.isfinite(docs[["x", "y"]].to_numpy()).all()
     # docs: 24 of the 48 test documents, the same sample in both maps
-    assert set(docs["vectors"]) == {"d2v_dm", "classify"}
+    assert set(docs["vectors"]) == {"doc2vec_dm", "classify"}
     by_map = {v: set(g["doc_id"]) for v, g in docs.groupby("vectors")}
-    assert by_map["d2v_dm"] == by_map["classify"] and len(by_map["d2v_dm"]) == 24
-    assert by_map["d2v_dm"] <= set(facts["test_ids"])
+    assert by_map["doc2vec_dm"] == by_map["classify"] and len(by_map["doc2vec_dm"]) == 24
+    assert by_map["doc2vec_dm"] <= set(facts["test_ids"])
     assert docs.groupby(["vectors", "label"]).size().eq(12).all()  # stratified by label
     assert set(docs.loc[docs["vectors"] == "classify", "model"]) == {NEURAL}
-    assert set(docs.loc[docs["vectors"] == "d2v_dm", "model"]) == {"docvec@d2v_dm"}
+    assert set(docs.loc[docs["vectors"] == "doc2vec_dm", "model"]) == {"docvec@doc2vec_dm"}
     wrong = set(docs.loc[docs["correct"] == False, "doc_id"])  # noqa: E712
-    assert wrong == set(facts["wrong"]) & by_map["d2v_dm"]
+    assert wrong == set(facts["wrong"]) & by_map["doc2vec_dm"]
     assert (docs["label"].isin(["neg", "pos"])).all() and docs["snippet"].str.startswith("Doc ").all()
     assert not docs["snippet"].str.contains("<b>").any()
     # the pretrained table is empty: skipped with a note, recorded in maps.json
     assert any("pretrained skipped" in n for n in notes)
-    recorded = json.loads((out / MAPS).read_text())
+    recorded = json.loads((out / TSNE_MAPS).read_text())
     assert [(m["kind"], m["name"], m["points"]) for m in recorded] == [
-        ("words", "w2v_cbow", 29), ("words", "glove__ae", 30), ("words", "pretrained", 0),
-        ("docs", "d2v_dm", 24), ("docs", "classify", 24)]
+        ("words", "word2vec_cbow", 29), ("words", "glove__ae", 30), ("words", "pretrained", 0),
+        ("docs", "doc2vec_dm", 24), ("docs", "classify", 24)]
 
 
 def test_run_skips_absent_classifier_outputs(tmp_path):
@@ -198,7 +199,7 @@ def test_run_skips_absent_classifier_outputs(tmp_path):
     params = TINY.model_copy(update={"methods": ["glove__ae"]})
     notes = []
     _, docs, maps = run(params, root=tmp_path, out=None, log=notes.append)
-    assert set(docs["vectors"]) == {"d2v_dm"} and docs["predicted"].isna().all()
+    assert set(docs["vectors"]) == {"doc2vec_dm"} and docs["predicted"].isna().all()
     assert any("classify skipped" in n for n in notes)
 
 

@@ -1,0 +1,200 @@
+"""The `classify` stage's outputs: scores, the summary, predictions, pooled states, attention
+examples, curves, confusion tables and the trained models (paths below; see stages/classify.py)."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from nlpdag.evaluation import protocol as evaluation
+from nlpdag.io.tables import atomic_path, write_json, write_table
+from nlpdag.evaluation.scores import classification_metrics
+from nlpdag.catalog import ATTENTION, CLASSIFY_METRICS, CLASSIFY_MODELS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, CONFUSION_DIR, CURVES_DIR, SUMMARY
+
+if TYPE_CHECKING:
+    from nlpdag.classify.train import Dataset, Result
+    from nlpdag.config.classify import ClassifyParams
+
+
+
+def truncate(doc: list[str], max_len: int, truncation: str) -> list[str]:
+    """The words the model reads, as `seqtrain.encode_docs` cuts them (for showing attention)."""
+    if len(doc) <= max_len:
+        return doc
+    if truncation == "head":
+        return doc[:max_len]
+    if truncation == "tail":
+        return doc[-max_len:]
+    head = max_len // 4
+    return doc[:head] + doc[len(doc) - (max_len - head):]
+
+
+def score_results(results: list[Result], data: Dataset, seed: int = 0) -> dict:
+    y_test = data.y[data.test]
+    sources = data.sources[data.test].reset_index(drop=True)
+    lengths = np.array([len(data.docs[i]) for i in np.flatnonzero(data.test)])
+    bands = length_bands(lengths)
+    models = {}
+    for r in results:
+        scores = classification_metrics(y_test, r.proba.argmax(axis=1), r.proba, len(data.labels), sources, seed)
+        correct = r.proba.argmax(axis=1) == y_test
+        scores["by_length"] = {name: {"accuracy": round(float(correct[rows].mean()), 4), "n": int(rows.sum())}
+                               for name, rows in bands.items() if rows.any()}
+        scores["train_seconds"] = round(r.seconds, 2)
+        if "tokens_per_second" in r.extra:
+            scores["tokens_per_second"] = round(float(r.extra["tokens_per_second"]))
+        scores["kind"] = r.kind
+        scores["transductive"] = bool(r.info.get("transductive", False))
+        for key in ("C", "validation_accuracy", "epochs", "trained_on", "representation_seconds", "gradients"):
+            if key in r.info:
+                scores[key] = r.info[key]
+        models[r.name] = scores
+    return {"models": models}
+
+
+def length_bands(lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """Test documents by token length, in quartiles ("<=52 tokens", "53-110 tokens", ...): the
+    evidence for 'LSTMs cope with long documents better than plain RNNs'."""
+    if not len(lengths):
+        return {}
+    edges = np.unique(np.quantile(lengths, [0.25, 0.5, 0.75]).astype(int))
+    bands, lo = {}, int(lengths.min())
+    for hi in [*edges, int(lengths.max())]:
+        rows = (lengths >= lo) & (lengths <= hi)
+        if rows.any() and hi >= lo:
+            bands[f"{lo}-{hi} tokens"] = rows
+        lo = hi + 1
+    return bands
+
+
+def validation_accuracy(result: Result, data: Dataset) -> float:
+    """A row's accuracy on the validation slice (its `val_proba` rows follow the slice's order)."""
+    return float(np.mean(result.val_proba.argmax(axis=1) == data.y[data.validation]))
+
+
+def chosen_on_validation(results: list[Result], data: Dataset) -> Result | None:
+    """The most accurate of `results` on the validation slice (ties: the later name); rows without
+    validation predictions are not candidates."""
+    pool = [r for r in results if r.val_proba is not None]
+    return max(pool, key=lambda r: (validation_accuracy(r, data), r.name), default=None)
+
+
+def summarise(metrics: dict, results: list[Result], data: Dataset) -> dict:
+    """Per scope (overall, each source): the most accurate row on the test split and whether an exact
+    McNemar test separates it from the runner-up (`winner`, else null and `tied_with`); the best
+    baseline likewise; and `best_neural`, the neural model chosen on the validation slice (the
+    default of `nlpdag predict`, the t-SNE classifier map and the attention panel)."""
+    models = metrics["models"]
+    sources = sorted({s for m in models.values() for s in m.get("by_source", {})})
+    y_test = data.y[data.test]
+    src = data.sources[data.test].fillna("").to_numpy()
+    preds = {r.name: r.proba.argmax(axis=1) for r in results}
+    kinds = {r.name: r.kind for r in results}
+    out: dict = {key: {} for key in ("winner", "best", "tied_with", "p_value", "runner_up", "best_baseline")}
+    for scope in [None, *sources]:
+        rows = np.ones(len(y_test), bool) if scope is None else src == scope
+        key = scope or "overall"
+        v = evaluation.verdict(y_test[rows], {n: p[rows] for n, p in preds.items()})
+        for field in ("winner", "best", "tied_with", "p_value", "runner_up"):
+            out[field][key] = v[field]
+        out["best_baseline"][key] = evaluation.verdict(
+            y_test[rows], {n: p[rows] for n, p in preds.items() if kinds[n] == "baseline"})["best"]
+    chosen = chosen_on_validation([r for r in results if r.kind == "neural"], data)
+    out["best_neural"] = {"overall": chosen and chosen.name, "chosen_on": "validation accuracy"}
+    return {**out, "labels": data.labels, "sources": sources}
+
+
+def attention_examples(result: Result, data: Dataset, params: ClassifyParams, seed: int) -> list[dict]:
+    """A few short test documents, misclassified ones first when there are any, with the attention
+    weight of every word the model read."""
+    if not result.extra.get("attention") or params.attention_docs == 0:
+        return []
+    test_idx = np.flatnonzero(data.test)
+    pred = result.proba.argmax(axis=1)
+    short = np.flatnonzero(np.array([len(data.docs[i]) <= 80 for i in test_idx]))
+    rng = np.random.default_rng(seed)
+    wrong = [k for k in short if pred[k] != data.y[test_idx[k]]]
+    right = [k for k in short if pred[k] == data.y[test_idx[k]]]
+    half = params.attention_docs // 2
+    chosen = list(rng.permutation(wrong)[:half]) if wrong else []
+    chosen += list(rng.permutation(right)[:params.attention_docs - len(chosen)])
+    examples = []
+    for k in chosen:
+        i = test_idx[k]
+        words = truncate(data.docs[i], params.max_len, params.truncation) or ["<unk>"]
+        weights = np.asarray(result.extra["attention"][k], dtype=float)
+        examples.append({"model": result.name, "doc_id": int(data.doc_ids[i]),
+                         "label": data.labels[data.y[i]], "predicted": data.labels[pred[k]],
+                         "tokens": words, "weights": [round(w, 5) for w in weights[:len(words)]]})
+    return examples
+
+
+def write_outputs(results: list[Result], models: dict, data: Dataset, params: ClassifyParams, seed: int) -> dict:
+    metrics = score_results(results, data, seed)
+    test_ids, y_test = data.doc_ids[data.test], data.y[data.test]
+    frames, states, attention = [], [], []
+    # The attention panel shows the attention model chosen on the validation slice.
+    shown = chosen_on_validation([r for r in results if r.kind == "neural" and r.extra.get("attention")], data)
+    for r in results:
+        pred = r.proba.argmax(axis=1)
+        frames.append(pd.DataFrame({
+            "model": r.name, "doc_id": test_ids, "label_id": y_test.astype(np.int32), "predicted": pred.astype(np.int32),
+            "confidence": r.proba.max(axis=1).astype(np.float32),
+            "proba_1": (r.proba[:, 1] if r.proba.shape[1] == 2 else np.full(len(pred), np.nan)).astype(np.float32)}))
+        if r.kind == "neural":
+            vec = np.asarray(r.extra["states"], dtype=np.float32)
+            # list<float>, not fixed-size: models differ in their state size.
+            offsets = pa.array(np.arange(len(vec) + 1, dtype=np.int32) * vec.shape[1])
+            states.append(pa.table({"model": pa.array([r.name] * len(vec)), "doc_id": pa.array(test_ids),
+                                    "vector": pa.ListArray.from_arrays(offsets, pa.array(vec.ravel()))}))
+            if r is shown:
+                attention += attention_examples(r, data, params, seed)
+    write_table(pd.concat(frames, ignore_index=True), CLASSIFY_PREDICTIONS)
+    if states:
+        write_table(pa.concat_tables(states), CLASSIFY_STATES)
+    else:
+        write_table(pa.table({"model": pa.array([], pa.string()), "doc_id": pa.array([], pa.int64()),
+                              "vector": pa.array([], pa.list_(pa.float32()))}), CLASSIFY_STATES)
+    write_json(attention, ATTENTION)
+    labels = np.array(data.labels)
+    for folder in (CURVES_DIR, CONFUSION_DIR):  # a model dropped from the params leaves no stale file
+        shutil.rmtree(folder, ignore_errors=True)
+    for r in results:
+        pred = r.proba.argmax(axis=1)
+        with atomic_path(CONFUSION_DIR / f"{r.name}.csv") as tmp:
+            pd.DataFrame({"actual": labels[y_test], "predicted": labels[pred]}).to_csv(tmp, index=False)
+        if r.kind == "neural":
+            cols = ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"]
+            with atomic_path(CURVES_DIR / f"{r.name}.csv") as tmp:
+                pd.DataFrame(r.extra["history"])[cols].to_csv(tmp, index=False)
+    write_models(models)
+    summary = summarise(metrics, results, data)
+    write_json(summary, SUMMARY)
+    write_json(metrics, CLASSIFY_METRICS)
+    return summary
+
+
+def write_models(models: dict) -> None:
+    """{name: (model, what `nlpdag predict` needs)}, each in data/models/classify/<name>/; all of them
+    in a temporary folder first, moved into place at the end."""
+    from nlpdag.training.sequences import save_checkpoint
+
+    CLASSIFY_MODELS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".classify.", dir=CLASSIFY_MODELS.parent))
+    try:
+        for name, (model, saved) in models.items():
+            folder = tmp / name
+            folder.mkdir()
+            save_checkpoint(folder / "model.pt", model, None, saved)
+            (folder / "labels.json").write_text(json.dumps(saved["labels"]) + "\n", encoding="utf-8")
+            (folder / "vocab.txt").write_text("\n".join(saved["words"]) + "\n", encoding="utf-8")
+        shutil.rmtree(CLASSIFY_MODELS, ignore_errors=True)
+        tmp.rename(CLASSIFY_MODELS)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

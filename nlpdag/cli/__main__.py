@@ -1,0 +1,3 @@
+from nlpdag.cli import app
+
+app()

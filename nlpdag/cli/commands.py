@@ -1,0 +1,293 @@
+"""The `nlpdag` command line."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from nlpdag.cli import sweep as cli_sweep
+from nlpdag.cli.util import fail as _fail
+from nlpdag.cli.util import find_checkout as _root
+from nlpdag.cli.util import quiet_prefect as _quiet_prefect
+
+commands = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="nlpdag: a DVC + Prefect pipeline of classic NLP representations.")
+
+
+@commands.command()
+def run(
+    repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout (default: found from the working directory)."),
+    retries: int = typer.Option(1, min=0, help="Retries of a failed stage."),
+    wait: float = typer.Option(3600, min=0, help="Seconds to wait for another nlpdag run in this workspace."),
+) -> None:
+    """Run the whole pipeline through Prefect (DVC skips what is up to date)."""
+    from nlpdag.runs.dag import Plan, PipelineError, find_root
+    from nlpdag.runs.lock import LockTimeout, RunLock
+
+    start = time.perf_counter()
+    try:
+        root = find_root(repo)
+        lock = RunLock(root, timeout=wait)
+        lock.acquire()  # before DVC's queries: a run in progress would make them stale or "busy"
+    except (PipelineError, LockTimeout) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    plan = Plan(root)  # DVC's queries run while Prefect imports and starts
+    _quiet_prefect(root)
+    from nlpdag.runs.server import prefect_home, recorded
+
+    if "PREFECT_API_URL" not in os.environ and (server := recorded(prefect_home(root))):
+        # The checkout's own server (`nlpdag serve`): no temporary one on the same database.
+        os.environ["PREFECT_API_URL"] = server.api_url
+    from flows.pipeline import pipeline
+
+    try:
+        state = pipeline(repo=str(root), retries=retries, plan=plan, return_state=True)
+    finally:
+        lock.release()
+    if not state.is_completed():
+        try:
+            state.result()
+        except Exception as exc:  # the failing stage's message, on one line
+            message = str(exc.args[0]) if exc.args else repr(exc)
+            lines = message.splitlines() or [repr(exc)]
+            typer.echo(f"error: {lines[-1].removeprefix('error: ')}", err=True)
+        raise typer.Exit(1)
+    results = state.result()
+    ran = [s for s, r in results.items() if r == "ran"]
+    typer.echo(f"nlpdag: {len(results)} stages, ran {', '.join(ran) if ran else 'none'} "
+               f"in {time.perf_counter() - start:.1f} s")
+
+
+@commands.command()
+def dag(repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout.")) -> None:
+    """Print the stages in the order the flow runs them, with their upstream stages."""
+    from nlpdag.runs.dag import PipelineError, find_root, stage_graph, stage_order
+
+    try:
+        root = find_root(repo)
+        graph = stage_graph(root)
+    except PipelineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    for stage in stage_order(graph):
+        ups = ", ".join(sorted(graph[stage]))
+        typer.echo(f"{stage}" + (f"  <- {ups}" if ups else ""))
+
+
+@commands.command()
+def similar(
+    word: str = typer.Argument(..., help="The word to look up (unseen words work with --method fasttext)."),
+    method: str = typer.Option("fasttext", help="An embedding method: word2vec_cbow, word2vec_skipgram, glove, fasttext, "
+                                                "doc2vec_dm, doc2vec_dbow or pretrained."),
+    top: int = typer.Option(10, min=1, help="How many neighbours."),
+    repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout."),
+) -> None:
+    """Print the nearest neighbours of a word in a trained embedding."""
+    from nlpdag.runs.dag import PipelineError, find_root
+    from nlpdag.errors import StageError
+    from nlpdag.embeddings.evaluate import METHODS, load_method
+
+    try:
+        root = find_root(repo)
+        if method not in METHODS:
+            raise StageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if method == "fasttext":  # the full model: vectors for unseen words from their character n-grams
+            from nlpdag.catalog import FASTTEXT_MODEL
+            from nlpdag.io.native import load_fasttext
+
+            kv = load_fasttext(root / FASTTEXT_MODEL).wv
+        else:
+            kv = load_method(method, root / "data/embeddings")
+            if kv is None:
+                raise StageError(f"{method}: no vectors (set pretrained.path and run dvc repro)")
+            if word not in kv.key_to_index:
+                raise StageError(f"{word!r} is not in the {method} vocabulary (try --method fasttext)")
+    except (PipelineError, StageError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    seen = "" if word in kv.key_to_index else "  (unseen word: vector from its character n-grams)"
+    typer.echo(f"{word} [{method}]{seen}")
+    for neighbour, score in kv.most_similar(word, topn=top):
+        typer.echo(f"  {score:.3f}  {neighbour}")
+
+
+@commands.command()
+def predict(
+    texts: Optional[list[str]] = typer.Argument(None, help="Texts to classify."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="A file with one text per line."),
+    model: Optional[str] = typer.Option(None, help="A trained classifier (default: the best neural model "
+                                                   "of the last run; see data/models/classify/)."),
+    repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout."),
+) -> None:
+    """Label texts with a classifier the `classify` stage trained, with the probability of each label."""
+    from nlpdag.runs.dag import PipelineError, find_root
+    from nlpdag.errors import StageError
+    from nlpdag.classify.predict import load_classifier, predict_texts
+
+    try:
+        root = find_root(repo)
+        items = list(texts or [])
+        if file is not None:
+            if not file.is_file():
+                raise StageError(f"{file}: file not found")
+            items += [line for line in read_text_file(file).splitlines() if line.strip()]
+        if not items:
+            raise StageError("nothing to classify: give texts as arguments or --file")
+        clf = load_classifier(model, root)
+        frame = predict_texts(clf, items)
+    except (PipelineError, StageError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"# model: {clf.name}")
+    probs = [c for c in frame.columns if c.startswith("p_")]
+    for row in frame.to_dict("records"):
+        dist = "  ".join(f"{c[2:]}={row[c]:.3f}" for c in probs)
+        text = " ".join(row["text"].split())
+        snippet = text if len(text) <= 60 else text[:57] + "..."
+        typer.echo(f"{row['label']}\t{row['confidence']:.3f}\t{dist}\t{snippet}")
+
+
+@commands.command()
+def compare(
+    revs: Optional[list[str]] = typer.Argument(None, help="Git revisions or experiment names (default: the "
+                                                          "experiments `dvc exp show` lists), or `workspace`."),
+    all_experiments: bool = typer.Option(False, "--all-experiments",
+                                         help="Experiments of every commit, not only HEAD's."),
+    metric: Optional[list[str]] = typer.Option(None, help='Extra columns: metrics matching a glob over '
+                                                          '"<file stem>.<path>", e.g. "embeddings.glove.*".'),
+    html: Optional[Path] = typer.Option(None, help="Where to write the HTML table (default: reports/compare.html)."),
+    repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout."),
+) -> None:
+    """Compare experiments or revisions: key metrics side by side, best per column marked."""
+    import shutil
+
+    from nlpdag.runs.compare import CompareError, build_table, collect, render_text, write_html
+    from nlpdag.runs.dag import PipelineError
+
+    root = _root(repo)
+    try:
+        table = build_table(collect(root, revs or [], all_experiments), metric or [])
+    except (CompareError, PipelineError) as exc:
+        _fail(str(exc))
+    typer.echo(render_text(table, shutil.get_terminal_size((120, 24)).columns))
+    path = write_html(root, table, html)
+    typer.echo(f"nlpdag: {len(table.versions)} versions, {len(table.columns)} columns -> {path}", err=True)
+
+
+@commands.command()
+def serve(
+    cron: Optional[str] = typer.Option(None, help='A cron schedule, e.g. "*/30 * * * *" (every 30 minutes).'),
+    interval: Optional[float] = typer.Option(None, min=1, help="Or: run every so many seconds."),
+    repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout."),
+    name: str = typer.Option("nlpdag-scheduled", help="The Prefect deployment name."),
+    prefix: str = typer.Option("scheduled", help="Experiment names: <prefix>-<UTC time>."),
+    port: Optional[int] = typer.Option(None, help="Port of the local Prefect server (default 4200, else a free one)."),
+) -> None:
+    """Retrain on a schedule: each run is a DVC experiment (`dvc exp show`), served by Prefect."""
+    root = _root(repo)
+    if (cron is None) == (interval is None):
+        _fail("give exactly one of --cron or --interval")
+    if prefix != prefix.strip() or not prefix or any(c in prefix for c in " ~^:?*[\\/"):
+        _fail(f"--prefix {prefix!r}: not usable in a git ref name")
+    _quiet_prefect(root)
+    from nlpdag.runs.server import ServerError, plan, start
+
+    server = plan(root, port)
+    os.environ["PREFECT_API_URL"] = server.api_url  # before Prefect's first import: it reads settings once
+    if cron is not None:
+        from pydantic import ValidationError
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=cron)
+        except ValidationError:
+            _fail(f"--cron {cron!r}: not a valid cron expression (e.g. \"*/30 * * * *\")")
+    try:
+        server = start(root, server)
+    except ServerError as exc:
+        _fail(str(exc), 1)
+    typer.echo(f"nlpdag: {'started' if server.started else 'using'} {server.describe()}"
+               + ("; stop it with `nlpdag server stop`" if server.started else ""), err=True)
+    from flows.serve import serve as serve_flow
+
+    serve_flow(root, name, cron=cron, interval=interval, prefix=prefix)
+
+
+for command in (cli_sweep.sweep, cli_sweep.resubmit, cli_sweep.worker):
+    commands.command()(command)
+
+server_app = typer.Typer(no_args_is_help=True, help="The local Prefect server that scheduled runs need.")
+commands.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start(repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout."),
+                 port: Optional[int] = typer.Option(None, help="Port (default 4200, else a free one).")) -> None:
+    """Start (or find) the checkout's Prefect server; prints its API URL."""
+    from nlpdag.runs.server import ServerError, plan, start
+
+    root = _root(repo)
+    _quiet_prefect(root)
+    try:
+        server = start(root, plan(root, port))
+    except ServerError as exc:
+        _fail(str(exc), 1)
+    typer.echo(f"nlpdag: {'started' if server.started else 'already running:'} {server.describe()}", err=True)
+    typer.echo(server.api_url)
+
+
+@server_app.command("status")
+def server_status(repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout.")) -> None:
+    """Say whether the server scheduled runs would use answers (exit 1 if not)."""
+    from nlpdag.runs.server import healthy, plan
+
+    root = _root(repo)
+    _quiet_prefect(root)
+    server = plan(root)
+    if not healthy(server.api_url):
+        typer.echo(f"nlpdag: no Prefect server answers at {server.api_url}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"nlpdag: {server.describe()} answers")
+
+
+@server_app.command("stop")
+def server_stop(repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout.")) -> None:
+    """Stop the Prefect server this checkout started."""
+    from nlpdag.runs.server import stop
+
+    root = _root(repo)
+    _quiet_prefect(root)
+    server = stop(root)
+    typer.echo(f"nlpdag: stopped {server.describe()}" if server else "nlpdag: no server was started here",
+               err=True)
+
+
+def read_text_file(path: Path) -> str:
+    """A UTF-8 text file (a BOM is dropped); other bytes name the file, the byte and its line."""
+    from nlpdag.errors import StageError
+
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise StageError(f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}, line {line}: "
+                         f"{exc.reason}); convert it first, e.g. iconv -f latin1 -t utf-8") from None
+
+
+def app() -> None:
+    """The `nlpdag` entry point: an unexpected error from any command is one line and exit 2
+    (stages.errors.report), its traceback only with NLPDAG_DEBUG=1."""
+    from nlpdag.errors import report
+
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "")
+    report(f"nlpdag {command}".strip(), lambda: commands(prog_name="nlpdag"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

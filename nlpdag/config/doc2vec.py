@@ -1,0 +1,19 @@
+"""The `doc2vec` group of params.yaml, read by `doc2vec@dm/@dbow`; validated when the stage starts."""
+from __future__ import annotations
+
+from pydantic import Field
+
+from nlpdag.config.base import Group
+
+
+class Doc2VecParams(Group):
+    size: int = Field(default=100, ge=1)
+    window: int = Field(default=5, ge=1)
+    min_count: int = Field(default=5, ge=1)
+    negative: int = Field(default=5, ge=0)
+    sample: float = Field(default=1e-3, ge=0.0)
+    epochs: int = Field(default=10, ge=1)
+    workers: int = Field(default=2, ge=1)
+    dbow_words: bool = True
+    label_tags: bool = False
+    train_on_all: bool = True

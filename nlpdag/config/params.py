@@ -1,0 +1,57 @@
+"""The whole of params.yaml in one schema: `nlpdag run`, the sweep grid and the tests validate it all
+at once; a stage validates only its own groups (nlpdag/config/base.py `load_params`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import model_validator
+
+from nlpdag.catalog import PARAMS_FILE
+from nlpdag.config.base import GROUPS, StageParams, _no_nulls, read_yaml, validate
+from nlpdag.config.bow import BowParams
+from nlpdag.config.classify import ClassifyParams
+from nlpdag.config.cooccur import CooccurParams
+from nlpdag.config.data import DataParams
+from nlpdag.config.doc2vec import Doc2VecParams
+from nlpdag.config.evaluate import EvaluateParams
+from nlpdag.config.fasttext import FasttextParams
+from nlpdag.config.glove import GloveParams
+from nlpdag.config.pretrained import PretrainedParams
+from nlpdag.config.reduce import ReduceParams
+from nlpdag.config.report import ReportParams
+from nlpdag.config.tokenise import TokeniseParams
+from nlpdag.config.topics import TopicsParams
+from nlpdag.config.tsne import TsneParams
+from nlpdag.config.word2vec import Word2VecParams
+
+
+class Params(StageParams):
+    data: DataParams = DataParams()
+    tokenise: TokeniseParams = TokeniseParams()
+    bow: BowParams = BowParams()
+    cooccur: CooccurParams = CooccurParams()
+    word2vec: Word2VecParams = Word2VecParams()
+    glove: GloveParams = GloveParams()
+    fasttext: FasttextParams = FasttextParams()
+    doc2vec: Doc2VecParams = Doc2VecParams()
+    pretrained: PretrainedParams = PretrainedParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    reduce: ReduceParams = ReduceParams()
+    topics: TopicsParams = TopicsParams()
+    classify: ClassifyParams = ClassifyParams()
+    tsne: TsneParams = TsneParams()
+    report: ReportParams = ReportParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls_for_groups(cls, values):
+        return _no_nulls(values, set(GROUPS) - set(StageParams.model_fields))
+
+
+def parse_params(raw: dict | None, source: str = str(PARAMS_FILE)) -> Params:
+    """Validate a params mapping; raise StageError with one line naming the offending key."""
+    return validate(Params, raw, source)
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    return parse_params(read_yaml(path), str(path))

@@ -1,0 +1,67 @@
+"""Stages `doc2vec@dm` and `doc2vec@dbow`: gensim Doc2Vec, PV-DM and PV-DBOW.
+
+PV-DM predicts a word from its context plus a document vector; PV-DBOW predicts the document's
+words from the document vector alone (with `dbow_words`, skip-gram word vectors train alongside,
+so the word vectors can be evaluated like the other methods). Tags are unique document ids;
+with `label_tags` a training document also carries its class as a tag (the supervised variant).
+By default only training texts are seen in training and test documents get `infer_vector`;
+`train_on_all` follows the paper's protocol (all texts, test labels never used).
+
+Output: word vectors `data/embeddings/doc2vec_<mode>.{parquet,txt}`, document vectors
+`data/docvecs/doc2vec_<mode>.parquet` (doc_id, split, vector, inferred), `reports/train/doc2vec_<mode>.json`.
+The model itself is not kept: gensim has no format for it that loads without running code, and nothing reads it.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from gensim.models.doc2vec import Doc2Vec, TaggedDocument
+
+from nlpdag.evaluation import protocol as evaluation
+from nlpdag.errors import StageError
+from nlpdag.embeddings.gensim_train import EpochLogger, write_keyed_vectors
+from nlpdag.io.tables import read_frame, read_table, write_table
+from nlpdag.config.doc2vec import Doc2VecParams
+from nlpdag.io.vectors import Timer, vectors_table, write_train_info
+from nlpdag.catalog import CORPUS, DOCVECS_DIR, TOKENS
+
+MODES = {"dm": 1, "dbow": 0}
+
+
+def tagged_documents(docs: list[list[str]], labels: list | None) -> list[TaggedDocument]:
+    """Tag i for document i; plus `label=<class>` when labels are given (None for unlabelled docs)."""
+    out = []
+    for i, words in enumerate(docs):
+        tags = [i] if labels is None or labels[i] is None else [i, f"label={labels[i]}"]
+        out.append(TaggedDocument(words, tags))
+    return out
+
+
+def train_doc2vec(documents: list[TaggedDocument], mode: str, params: Doc2VecParams, seed: int,
+                  callbacks: tuple = ()) -> Doc2Vec:
+    model = Doc2Vec(vector_size=params.size, window=params.window, min_count=params.min_count,
+                    dm=MODES[mode], dbow_words=int(params.dbow_words), negative=params.negative,
+                    sample=params.sample, workers=params.workers, seed=seed, epochs=params.epochs)
+    model.build_vocab(documents)
+    if not model.wv.index_to_key:
+        raise StageError(f"doc2vec: empty vocabulary (no token occurs doc2vec.min_count={params.min_count} times)")
+    model.train(documents, total_examples=model.corpus_count, epochs=params.epochs, callbacks=list(callbacks))
+    return model
+
+
+def document_vectors(model: Doc2Vec, docs: list[list[str]], position: np.ndarray) -> np.ndarray:
+    """One vector per document: the trained one where `position[i]` (its index among the training
+    documents) is >= 0, else `infer_vector`. Inference starts from a vector seeded by the text's hash
+    (run under PYTHONHASHSEED=0) and draws negative samples from the model's RNG, which is reset per
+    document so that a document's vector does not depend on the ones inferred before it."""
+    out = np.zeros((len(docs), model.vector_size), dtype=np.float32)
+    for i, words in enumerate(docs):
+        if position[i] >= 0:
+            out[i] = model.dv[int(position[i])]
+        else:
+            model.random = np.random.RandomState(model.seed + i)
+            out[i] = model.infer_vector(words, epochs=model.epochs)
+    return out

@@ -1,0 +1,223 @@
+"""Stage `report`: reports/index.html, one self-contained page (plotly.js and every chart inline, nothing
+fetched when it opens), and static PNGs of the t-SNE maps in reports/figures/.
+
+Sections (stable ids, report_html.SECTIONS): corpus, embeddings, reduction, classifiers, curves,
+confusion, tsne, neighbours, attention. An input that a stage has not produced yet shows as
+"not available: <file>"; an unknown method or model named in the `report` params is an error.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from nlpdag.report import charts as charts
+from nlpdag.report import page as h
+from nlpdag.report.claims import check_claims
+from nlpdag.errors import StageError
+from nlpdag.io.tables import atomic_path, read_frame
+from nlpdag.config.base import StageParams
+from nlpdag.config.report import ReportParams
+from nlpdag.catalog import TSNE_DIR, TSNE_DOCS, TSNE_WORDS, check_methods
+from nlpdag.catalog import ATTENTION, CLASSIFY_METRICS, CONFUSION_DIR, CURVES_DIR, FIGURES, INDEX, LABELS, METRICS_DIR, NEIGHBOURS, REDUCE_LOSS, SUMMARY, TOPICS, TRAIN_DIR
+
+
+
+@dataclass
+class Inputs:
+    """Files under `root`; `missing` collects the relative paths that were not there."""
+    root: Path
+    missing: list[str] = field(default_factory=list)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def json(self, rel: str):
+        p = self.path(rel)
+        if not p.is_file():
+            self.missing.append(rel)
+            return None
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise StageError(f"{p}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+    def csv(self, rel: str, columns: Sequence[str]) -> pd.DataFrame | None:
+        p = self.path(rel)
+        if not p.is_file():
+            self.missing.append(rel)
+            return None
+        frame = pd.read_csv(p, keep_default_na=False, dtype={c: str for c in ("actual", "predicted", "model")})
+        lacking = [c for c in columns if c not in frame.columns]
+        if lacking:
+            raise StageError(f"{p}: missing column {lacking[0]!r}")
+        return frame
+
+    def parquet(self, rel: str) -> pd.DataFrame | None:
+        p = self.path(rel)
+        if not p.exists():
+            self.missing.append(rel)
+            return None
+        return read_frame(p)
+
+    def take_missing(self) -> list[str]:
+        out, self.missing = self.missing, []
+        return out
+
+
+def check_params(params: ReportParams, classify: dict | None, attention: list | None) -> None:
+    """Unknown methods are always an error; unknown model names once the classifier's outputs exist."""
+    check_methods(params.methods, key="report.methods")
+    if classify is not None:
+        models = classify.get("models", {})
+        for key, names in (("report.confusion_models", params.confusion_models or []),
+                           ("report.attention_model", [params.attention_model] if params.attention_model else [])):
+            unknown = [n for n in names if n not in models]
+            if unknown:
+                raise StageError(f"params.yaml: {key}: unknown model {unknown[0]!r}; "
+                                 f"models in {CLASSIFY_METRICS}: {', '.join(sorted(models))}")
+    if attention is not None and params.attention_model and \
+            params.attention_model not in {e.get("model") for e in attention}:
+        raise StageError(f"params.yaml: report.attention_model: {params.attention_model!r} has no attention "
+                         f"weights in {ATTENTION} (only attention-pooled models do)")
+
+
+def confusion_counts(frame: pd.DataFrame, labels: Sequence[str]) -> tuple[list[str], dict]:
+    labels = list(dict.fromkeys([*labels, *frame["actual"], *frame["predicted"]]))
+    counts = frame.groupby(["actual", "predicted"]).size().to_dict()
+    return labels, {(str(a), str(p)): int(n) for (a, p), n in counts.items()}
+
+
+def confusion_models(params: ReportParams, summary: dict | None) -> list[str]:
+    if params.confusion_models is not None:
+        return list(params.confusion_models)
+    if not summary:
+        return []
+    names = [*(summary.get("best") or summary.get("winner", {})).values(), summary.get("best_baseline", {}).get("overall")]
+    return [n for n in dict.fromkeys(names) if n]
+
+
+def pick_attention(examples: list, params: ReportParams, classify: dict | None) -> list[dict]:
+    """One model's examples (`classify.attention_docs` of them): `report.attention_model`, else the
+    model with attention that is most accurate on the validation slice (classify writes that one's)."""
+    if not examples:
+        return []
+    models = list(dict.fromkeys(e["model"] for e in examples))
+    model = params.attention_model or max(
+        models, key=lambda m: ((classify or {}).get("models", {}).get(m, {}).get("validation_accuracy") or 0, m))
+    return [e for e in examples if e["model"] == model]
+
+
+def topic_words(frame: pd.DataFrame | None, n_topics: int | None = None, n_words: int = 10) -> dict[str, list[list[str]]]:
+    """{model: [top words of each topic]}: every topic by default."""
+    if frame is None or frame.empty:
+        return {}
+    out = {}
+    for model, g in frame.sort_values(["model", "topic", "rank"]).groupby("model", sort=False):
+        out[model] = [t["word"].head(n_words).tolist() for _, t in g.groupby("topic")][:n_topics]
+    return out
+
+
+def build(params: ReportParams, probes: Sequence[str], root: Path = Path("."),
+          tsne_dir: Path | None = None) -> tuple[str, pd.DataFrame, pd.DataFrame, list[str]]:
+    """(the page's HTML, t-SNE words, t-SNE docs, labels) from the inputs under `root`."""
+    inp = Inputs(Path(root))
+    classify, summary = inp.json(CLASSIFY_METRICS), inp.json(SUMMARY)
+    attention = inp.json(ATTENTION)
+    check_params(params, classify, attention)
+    classify_missing = inp.take_missing()
+    raw_labels = inp.json(LABELS)
+    labels = [str(l) for l in (summary or {}).get("labels") or raw_labels or []]
+    inp.take_missing()
+
+    sections = []
+    ingest, tokenise, cooccur = (inp.json(f"{METRICS_DIR}/{n}.json") for n in ("ingest", "tokenise", "cooccur"))
+    sections.append(h.corpus_section(ingest, tokenise, cooccur, inp.take_missing()))
+    embeddings = inp.json(f"{METRICS_DIR}/embeddings.json")
+    sections.append(h.embeddings_section(embeddings, (inp.take_missing() or [None])[0]))
+    reduce, topics = inp.json(f"{METRICS_DIR}/reduce.json"), inp.json(f"{METRICS_DIR}/topics.json")
+    words_of_topics = topic_words(inp.parquet(TOPICS))
+    sections.append(h.reduction_section(reduce, topics, words_of_topics, inp.take_missing()))
+    sections.append(h.classifiers_section(classify, summary, [m for m in classify_missing if m != ATTENTION]))
+    sections.append(h.claims_section(check_claims(embeddings, tokenise, reduce, classify)))
+
+    models = (classify or {}).get("models", {})
+    curves = {}
+    if not inp.path(CURVES_DIR).is_dir():
+        inp.missing.append(CURVES_DIR + "/")
+    for name in [n for n in models if models[n].get("kind") == "neural"] if inp.path(CURVES_DIR).is_dir() else []:
+        frame = inp.csv(f"{CURVES_DIR}/{name}.csv", ["epoch"])
+        if frame is not None:
+            curves[name] = frame
+    train_losses = {}
+    for p in sorted(inp.path(TRAIN_DIR).glob("*.json")) if inp.path(TRAIN_DIR).is_dir() else []:
+        info = json.loads(p.read_text(encoding="utf-8"))
+        if isinstance(info.get("loss"), list):
+            train_losses[info.get("method", p.stem)] = info["loss"]
+    reduce_loss = inp.csv(REDUCE_LOSS, ["model", "epoch", "val_loss"])
+    sections.append(h.figures_section("curves", charts.curve_figures(curves, train_losses, reduce_loss),
+                                      missing=inp.take_missing()))
+
+    matrices = {}
+    chosen = confusion_models(params, summary)
+    for name in chosen:
+        frame = inp.csv(f"{CONFUSION_DIR}/{name}.csv", ["actual", "predicted"])
+        if frame is not None:
+            matrices[name] = confusion_counts(frame, labels)
+    missing = inp.take_missing() + ([SUMMARY] if not chosen and summary is None else [])
+    sections.append(h.confusion_section(matrices, missing))
+
+    # An absolute tsne_dir (outputs written elsewhere) wins over root: Path("/a") / "/b" is "/b".
+    tsne_dir = Path(tsne_dir) if tsne_dir is not None else TSNE_DIR
+    words, docs = inp.parquet(str(tsne_dir / TSNE_WORDS)), inp.parquet(str(tsne_dir / TSNE_DOCS))
+    if words is None:
+        words = pd.DataFrame(columns=["method", "token", "rank", "x", "y"])
+    if docs is None:
+        docs = pd.DataFrame(columns=["vectors", "model", "label", "predicted", "correct", "source", "snippet"])
+    docs = docs.astype({"label": str})
+    map_labels = labels or sorted(docs["label"].unique())
+    intro = ("Hover over a point: a word map shows the word, a document map the document's first words, its "
+             "label and the prediction. Static PNGs: reports/figures/tsne_*.png.")
+    sections.append(h.figures_section("tsne", charts.tsne_figures(words, docs, map_labels, probes), intro,
+                                      inp.take_missing()))
+
+    neighbours = inp.json(NEIGHBOURS)
+    sections.append(h.neighbours_section(neighbours, probes, params.methods, params.neighbours_shown,
+                                         (inp.take_missing() or [None])[0]))
+    shown = pick_attention(attention or [], params, classify)
+    note = "Each word shaded by its attention weight (darker = more weight; hover for the value)."
+    sections.append(h.attention_section(shown, [ATTENTION] if attention is None else [],
+                                        note if shown else ("no attention model among the classifiers"
+                                                            if attention is not None else "")))
+    subtitle = "Built by the `report` stage from the pipeline's outputs; nothing is fetched when this page opens."
+    return h.page(sections, [charts.plotly_js()], subtitle=subtitle), words, docs, map_labels
+
+
+def write_figures(words: pd.DataFrame, docs: pd.DataFrame, labels: Sequence[str], folder: Path,
+                  probes: Sequence[str] = ()) -> list[Path]:
+    """All PNGs into a temporary folder beside `folder`, which then replaces it whole."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        written = charts.write_pngs(words, docs, labels, tmp, probes)
+        tmp.chmod(0o755)  # mkdtemp's folder is private; the figures are for sharing
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [folder / p.name for p in written]
+
+
+def run(params: StageParams, root: Path = Path("."), index: Path = INDEX, figures: Path = FIGURES,
+        tsne_dir: Path | None = None) -> list[Path]:
+    page, words, docs, labels = build(params.report, params.evaluate.probe_words, root, tsne_dir)
+    pngs = write_figures(words, docs, labels, figures, params.evaluate.probe_words)
+    with atomic_path(index) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return pngs

@@ -1,0 +1,257 @@
+"""The course's claims, each answered by this run's measurements, and the human names of every id.
+
+`check_claims` reads the metrics the stages wrote (dicts, no I/O) and returns one `Claim` per claim
+of the course: the measurement that answers it and a verdict, `supported`, `contradicted`,
+`inconclusive` (the intervals overlap, or the run cannot separate the cases) or `not measured` (with
+the `dvc exp run` that would measure it). Accuracies are compared by their 95% intervals (Wilson for
+analogy accuracies, the classifier table's bootstrap for classifiers): a claim is only called where
+the intervals do not overlap.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED = "supported", "contradicted", "inconclusive", "not measured"
+
+METHOD_NAMES = {"word2vec_cbow": "word2vec CBOW", "word2vec_skipgram": "word2vec skip-gram", "glove": "GloVe",
+                "fasttext": "FastText", "doc2vec_dm": "Doc2Vec PV-DM", "doc2vec_dbow": "Doc2Vec PV-DBOW",
+                "pretrained": "pre-trained vectors", "random": "random initialisation"}
+REDUCER_NAMES = {"none": "no reduction", "pca": "PCA", "ae": "plain auto-encoder", "dae": "denoising auto-encoder",
+                 "stacked_ae": "stacked auto-encoder", "vae": "variational auto-encoder"}
+BASELINE_NAMES = {"tfidf_logreg": "TF-IDF + logistic regression", "nb_logreg": "NB-LR (naive-Bayes features + logistic regression)",
+                  "nbsvm": "NBSVM (naive-Bayes features + SVM)", "mean": "mean word vector + logistic regression",
+                  "idf_mean": "IDF-weighted mean word vector + logistic regression",
+                  "docvec": "document vectors + logistic regression"}
+CELLS = {"rnn": "plain RNN", "lstm": "LSTM", "gru": "GRU"}
+NEURAL = re.compile(r"^(rnn|lstm|gru)(-bi)?-(last|max|mean|attention)@(.+)$")
+
+
+def human(name: str) -> str:
+    """'lstm-bi-attention@word2vec_skipgram' -> 'bidirectional LSTM, attention pooling, on word2vec skip-gram'."""
+    if name in METHOD_NAMES:
+        return METHOD_NAMES[name]
+    if "__" in name:
+        method, _, reducer = name.partition("__")
+        return f"{human(method)}, reduced by {REDUCER_NAMES.get(reducer, reducer)}"
+    match = NEURAL.match(name)
+    if match:
+        cell, bi, pooling, embedding = match.groups()
+        return f"{'bidirectional ' if bi else ''}{CELLS[cell]}, {pooling} pooling, on {human(embedding)}"
+    kind, _, on = name.partition("@")
+    if kind in BASELINE_NAMES:
+        return BASELINE_NAMES[kind] + (f", on {' + '.join(human(m) for m in on.split('+'))}" if on else "")
+    return name
+
+
+@dataclass
+class Claim:
+    claim: str
+    measurement: str
+    verdict: str
+    how: str = ""            # the command that measures it, where this run does not
+
+
+def wilson(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of a proportion."""
+    if n <= 0:
+        return (0.0, 1.0)
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (centre - half, centre + half)
+
+
+def compare(a: tuple[float, float], b: tuple[float, float]) -> int:
+    """+1 when interval a lies above b, -1 below, 0 when they overlap."""
+    return 1 if a[0] > b[1] else -1 if a[1] < b[0] else 0
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _ci(interval) -> str:
+    return f"[{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+
+
+def speed_claim(emb: Mapping) -> Claim:
+    claim = "CBOW trains faster than skip-gram"
+    cbow, skip = (emb.get(m, {}).get("train_seconds") for m in ("word2vec_cbow", "word2vec_skipgram"))
+    if not cbow or not skip:
+        return Claim(claim, "word2vec CBOW or skip-gram did not run", NOT_MEASURED, "dvc repro word2vec@cbow word2vec@skipgram")
+    ratio = cbow / skip
+    verdict = SUPPORTED if ratio < 0.9 else CONTRADICTED if ratio > 1.1 else INCONCLUSIVE
+    return Claim(claim, f"same corpus, epochs and threads: CBOW {cbow:.0f} s, skip-gram {skip:.0f} s "
+                        f"(CBOW takes {ratio:.2f}x the time)", verdict)
+
+
+def analogy_halves_claim(emb: Mapping) -> Claim:
+    claim = "Skip-gram is better on semantic analogies, CBOW on syntactic ones"
+    halves = {}
+    for method in ("word2vec_cbow", "word2vec_skipgram"):
+        for half in ("semantic", "syntactic"):
+            part = emb.get(method, {}).get(f"analogy_{half}")
+            if not part:
+                return Claim(claim, f"no answerable {half} analogies for {human(method)}", NOT_MEASURED,
+                             "dvc exp run -S evaluate.analogy_restrict=100000")
+            halves[method, half] = (part["accuracy"], wilson(part["accuracy"], part["n"]), part["n"])
+    sem = compare(halves["word2vec_skipgram", "semantic"][1], halves["word2vec_cbow", "semantic"][1])
+    syn = compare(halves["word2vec_cbow", "syntactic"][1], halves["word2vec_skipgram", "syntactic"][1])
+    verdict = SUPPORTED if sem > 0 and syn > 0 else CONTRADICTED if sem < 0 or syn < 0 else INCONCLUSIVE
+    text = "; ".join(f"{half}: skip-gram {_pct(halves['word2vec_skipgram', half][0])} {_ci(halves['word2vec_skipgram', half][1])} "
+                     f"vs CBOW {_pct(halves['word2vec_cbow', half][0])} {_ci(halves['word2vec_cbow', half][1])} "
+                     f"({halves['word2vec_cbow', half][2]:,} questions)" for half in ("semantic", "syntactic"))
+    if 0 < sem + syn < 2 and verdict == INCONCLUSIVE:
+        text += " (one half separates, the other's intervals overlap)"
+    return Claim(claim, text, verdict)
+
+
+def sampling_claim() -> Claim:
+    return Claim("Negative sampling and subsampling of frequent words make word2vec better and faster",
+                 "this run trains one setting (word2vec.negative, word2vec.sample); the comparison is two "
+                 "experiments away", NOT_MEASURED,
+                 "dvc exp run -S word2vec.negative=0 -S word2vec.hs=true; dvc exp run -S word2vec.sample=0; "
+                 "nlpdag compare")
+
+
+def fasttext_claim(emb: Mapping, tokenise: Mapping) -> Claim:
+    claim = "FastText gives useful vectors to unseen words (character n-grams)"
+    probes = emb.get("fasttext", {}).get("unseen_words") or {}
+    share, n = probes.get("typo_top10"), probes.get("typos", 0)
+    if share is None:
+        return Claim(claim, "no FastText typo probes in this run", NOT_MEASURED, "dvc repro fasttext evaluate")
+    lo, hi = wilson(share, n)
+    coverage = tokenise.get("test_token_coverage")
+    verdict = SUPPORTED if lo > 0.5 else CONTRADICTED if hi < 0.2 else INCONCLUSIVE
+    examples = ", ".join(f"{typo}→{word}" for typo, word, ok in probes.get("examples", [])[:4] if ok)
+    return Claim(claim, f"for {n:,} typos of frequent words (a doubled middle letter, never seen), the intended word "
+                        f"is among FastText's 10 nearest neighbours {_pct(share)} {_ci((lo, hi))} of the time"
+                        + (f" (e.g. {examples})" if examples else "") + "; every other method has no vector at all for "
+                        f"them, and {_pct(None if coverage is None else 1 - coverage)} of test tokens are outside the "
+                        "vocabulary", verdict)
+
+
+def glove_claim(emb: Mapping) -> Claim:
+    claim = "GloVe is strong on analogies"
+    scored = {}
+    for method, m in emb.items():
+        parts = [m.get(f"analogy_{h}") for h in ("semantic", "syntactic")]
+        n = sum(p["n"] for p in parts if p)
+        if m.get("analogy_accuracy") is not None and n:
+            scored[method] = (m["analogy_accuracy"], wilson(m["analogy_accuracy"], n))
+    if "glove" not in scored or len(scored) < 2:
+        return Claim(claim, "GloVe or a second method lacks analogy scores", NOT_MEASURED, "dvc repro glove evaluate")
+    best = max(scored, key=lambda k: scored[k][0])
+    ranking = ", ".join(f"{human(k)} {_pct(v[0])}" for k, v in sorted(scored.items(), key=lambda kv: -kv[1][0]))
+    side = compare(scored["glove"][1], scored[best][1]) if best != "glove" else 0
+    verdict = SUPPORTED if best == "glove" or side == 0 else CONTRADICTED
+    return Claim(claim, f"3CosAdd accuracy on questions-words: {ranking}" +
+                 ("" if best == "glove" else f"; GloVe {_ci(scored['glove'][1])} against {human(best)} "
+                                             f"{_ci(scored[best][1])}"), verdict)
+
+
+def autoencoder_claim(reduce: Mapping) -> Claim:
+    claim = "Auto-encoders improve word vectors whatever the method"
+    scores = ("analogy_accuracy", "wordsim353_spearman", "simlex999_spearman")
+    wins = total = 0
+    best_per_method = []
+    for method, by in reduce.items():
+        refs = [by.get("none", {}), by.get("pca", {})]
+        gains: dict[str, list[bool]] = {}   # reducer -> one win/loss per score all three rows define
+        for reducer, m in by.items():
+            if reducer in ("none", "pca"):
+                continue
+            for score in scores:
+                values = [m.get(score), *(r.get(score) for r in refs)]
+                if None not in values:
+                    gains.setdefault(reducer, []).append(values[0] > max(values[1:]))
+        for outcomes in gains.values():
+            total += len(outcomes)
+            wins += sum(outcomes)
+        if gains:
+            top = max(gains, key=lambda r: sum(gains[r]))
+            best_per_method.append(f"{human(method)}: {REDUCER_NAMES.get(top, top)} {sum(gains[top])}/{len(gains[top])}")
+    if not total:
+        return Claim(claim, "no reduction table in this run", NOT_MEASURED, "dvc repro reduce")
+    share = wins / total
+    verdict = SUPPORTED if share >= 0.75 else CONTRADICTED if share <= 0.25 else INCONCLUSIVE
+    return Claim(claim, f"an auto-encoder beats both the unreduced vectors and PCA in {wins} of {total} "
+                        f"(method, auto-encoder, score) cases ({_pct(share)}); best per method: "
+                        + "; ".join(best_per_method), verdict)
+
+
+def _neural(models: Mapping, cell: str, pooling: str) -> dict[str, str]:
+    """{'<bi>@<embedding>': model name} of the neural rows with that cell and pooling."""
+    out = {}
+    for name in models:
+        match = NEURAL.match(name)
+        if match and match.group(1) == cell and match.group(3) == pooling:
+            out[f"{match.group(2) or ''}@{match.group(4)}"] = name
+    return out
+
+
+def long_documents_claim(models: Mapping) -> Claim:
+    claim = "LSTMs cope with long documents better than plain RNNs (vanishing gradients)"
+    for pooling in ("attention", "max", "mean", "last"):
+        pairs = set(_neural(models, "lstm", pooling)) & set(_neural(models, "rnn", pooling))
+        if pairs:
+            key = sorted(pairs)[0]
+            lstm, rnn = _neural(models, "lstm", pooling)[key], _neural(models, "rnn", pooling)[key]
+            break
+    else:
+        return Claim(claim, "the run has no plain RNN beside an LSTM of the same pooling and embedding", NOT_MEASURED,
+                     "dvc exp run -S 'classify.models=[lstm-bi-attention@word2vec_skipgram,rnn-bi-attention@word2vec_skipgram]'")
+    bands = [b for b in models[lstm].get("by_length", {}) if b in models[rnn].get("by_length", {})]
+    if not bands:
+        return Claim(claim, "no accuracy by document length in the classifier table", NOT_MEASURED, "dvc repro classify")
+    gaps = []
+    for band in (bands[0], bands[-1]):
+        a, b = models[lstm]["by_length"][band], models[rnn]["by_length"][band]
+        gaps.append((band, a["accuracy"], b["accuracy"],
+                     compare(wilson(a["accuracy"], a["n"]), wilson(b["accuracy"], b["n"]))))
+    (short, ls, rs, _), (long_, ll, rl, side) = gaps
+    verdict = SUPPORTED if side > 0 and (ll - rl) > (ls - rs) else CONTRADICTED if side < 0 else INCONCLUSIVE
+    return Claim(claim, f"{human(lstm)} against {human(rnn)}: shortest quarter ({short}) {_pct(ls)} vs {_pct(rs)}, "
+                        f"longest quarter ({long_}) {_pct(ll)} vs {_pct(rl)}", verdict)
+
+
+def attention_claim(models: Mapping) -> Claim:
+    claim = "Attention helps (attention pooling against max pooling)"
+    for cell in ("lstm", "gru", "rnn"):
+        pairs = set(_neural(models, cell, "attention")) & set(_neural(models, cell, "max"))
+        if pairs:
+            key = sorted(pairs)[0]
+            att, mx = _neural(models, cell, "attention")[key], _neural(models, cell, "max")[key]
+            a, b = models[att], models[mx]
+            side = compare(a["accuracy_ci"], b["accuracy_ci"]) if a.get("accuracy_ci") and b.get("accuracy_ci") else 0
+            verdict = SUPPORTED if side > 0 else CONTRADICTED if side < 0 else INCONCLUSIVE
+            return Claim(claim, f"{human(att)} {_pct(a['accuracy'])} {_ci(a['accuracy_ci'])} against {human(mx)} "
+                                f"{_pct(b['accuracy'])} {_ci(b['accuracy_ci'])}", verdict)
+    return Claim(claim, "the run has no attention model beside a max-pooling one of the same cell and embedding",
+                 NOT_MEASURED, "dvc exp run -S 'classify.models=[lstm-bi-attention@word2vec_skipgram,lstm-bi-max@word2vec_skipgram]'")
+
+
+def clipping_claim(models: Mapping) -> Claim:
+    claim = "Gradient clipping tames exploding gradients (backprop through time)"
+    grads = {n: m["gradients"] for n, m in models.items() if m.get("gradients")}
+    if not grads:
+        return Claim(claim, "no neural model recorded its gradient norms", NOT_MEASURED, "dvc repro classify")
+    parts = [f"{human(n)}: median norm {g['median']:.2f}, max {g['max']:.2f}"
+             + (f", {_pct(g['clipped_share'])} of {g['steps']:,} steps cut at {g['clip']:g}" if g.get("clip") else
+                ", no clipping") for n, g in grads.items()]
+    spikes = any(g["max"] > 5 * max(g["median"], 1e-9) for g in grads.values())
+    return Claim(claim, "pre-clipping gradient norms: " + "; ".join(parts)
+                 + (". Spikes well above the median occur and were bounded; whether they would derail training "
+                    "without clipping needs the unclipped run" if spikes else
+                    ". No spike far above the median occurred: this run does not show exploding gradients"),
+                 INCONCLUSIVE, "dvc exp run -S classify.clip=0; nlpdag compare")
+
+
+def check_claims(embeddings: Mapping | None, tokenise: Mapping | None, reduce: Mapping | None,
+                 classify: Mapping | None) -> list[Claim]:
+    emb, models = embeddings or {}, (classify or {}).get("models", {})
+    return [speed_claim(emb), analogy_halves_claim(emb), sampling_claim(), fasttext_claim(emb, tokenise or {}),
+            glove_claim(emb), autoencoder_claim(reduce or {}), long_documents_claim(models), attention_claim(models),
+            clipping_claim(models)]
