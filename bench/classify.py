@@ -3,7 +3,7 @@
 Reads data/tokens.parquet, data/vocab.parquet and data/corpus.parquet (read only), samples `--docs`
 training documents (seeded), encodes them (max_len 400, head) and measures, side by side in one run:
 
-1. ours vs minimal: one epoch of `Trainer.fit` (BiLSTM, hidden 128, max pooling, embed 100, batch 64,
+1. ours vs minimal: one epoch of the shared Trainer (`fit_classifier`) (BiLSTM, hidden 128, max pooling, embed 100, batch 64,
    random init, no validation) against a minimal hand-written loop over the same model and the same
    length-bucketed batches (zero_grad, forward, cross-entropy, backward, AdamW step: no clipping, no
    norms, no accuracy), alternating `--rounds` times; tokens/s counts real (non-pad) tokens.
@@ -45,7 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 from nlpdag.io.tables import read_frame  # noqa: E402
 from nlpdag.models.rnn import RNNClassifier, RNNConfig  # noqa: E402
-from nlpdag.training.sequences import Batches, TrainConfig, Trainer, encode_docs, vocab_index  # noqa: E402
+from nlpdag.training.sequences import Batches, encode_docs, fit_classifier, vocab_index  # noqa: E402
+from nlpdag.training.trainer import TrainerConfig  # noqa: E402
 
 MAX_LEN, BATCH = 400, 64
 
@@ -70,8 +71,8 @@ def make_model(vocab_size: int, cell: str = "lstm", packed: bool | None = None, 
 
 
 def run_ours(vocab_size: int, seqs, y) -> float:
-    trainer = Trainer(make_model(vocab_size), TrainConfig(epochs=1, batch_size=BATCH, device="cpu", seed=0))
-    trainer.fit(seqs, y)
+    config = TrainerConfig(epochs=1, batch_size=BATCH, learning_rate=2e-3, clip=1.0, patience=2, device="cpu", seed=0)
+    trainer = fit_classifier(make_model(vocab_size), config, seqs, y)
     return trainer.tokens_per_second_
 
 

@@ -58,6 +58,7 @@ INDEX = Path("reports/index.html")
 FIGURES = Path("reports/figures")
 
 METRICS_DIR = Path("reports/metrics")
+LIVE_DIR = Path("reports/live")          # DVCLive, one folder per training stage: metrics.json, plots/custom/
 INGEST_METRICS = METRICS_DIR / "ingest.json"
 TOKENISE_METRICS = METRICS_DIR / "tokenise.json"
 BOW_METRICS = METRICS_DIR / "bow.json"

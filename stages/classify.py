@@ -1,21 +1,21 @@
 """DVC stage `classify`: wiring only; the logic is nlpdag.classify.train."""
 from __future__ import annotations
 
-from nlpdag.classify.train import check_embedding, load_dataset, parse_spec, run_baselines, train_neural
 from nlpdag.catalog import CORPUS, VOCAB
-from nlpdag.training import distributed as dd
 from nlpdag.classify.outputs import write_outputs
+from nlpdag.classify.dataset import load_dataset
+from nlpdag.classify.train import check_embedding, parse_spec, run_baselines, train_neural
+from nlpdag.config.base import StageParams, load_params
+from nlpdag.config.classify import ClassifyParams
+from nlpdag.config.tokenise import TokeniseParams
 from nlpdag.errors import StageError, cli_main, involving
 from nlpdag.io.tables import read_frame
-from nlpdag.config.base import StageParams
-from nlpdag.config.base import load_params
-from nlpdag.config.tokenise import TokeniseParams
-from nlpdag.config.classify import ClassifyParams
+from nlpdag.training import distributed as dd
+from nlpdag.training.progress import live
+from nlpdag.training.devices import resolve_device
 
 
 def run(params: StageParams, log=print) -> dict:
-    from nlpdag.models.autoencoders import resolve_device
-
     p = params.classify
     if not dd.is_main():
         log = lambda *args, **kwargs: None  # noqa: E731 - one voice in the log
@@ -30,17 +30,18 @@ def run(params: StageParams, log=print) -> dict:
     results = run_baselines(data, p, params.seed, log) if dd.is_main() else []
     vocab = read_frame(VOCAB, columns=["token"])["token"].tolist()
     models = {}
-    for spec in p.models:
-        with involving(f"classify.models: {spec}"):
-            result, model, saved = train_neural(spec, data, vocab, p, params.seed, device, log)
-        if result is None:
-            continue
-        saved["tokenise"] = params.tokenise.model_dump()
-        models[spec] = (model, saved)
-        results.append(result)
-        acc = float((result.proba.argmax(1) == data.y[data.test]).mean())
-        log(f"classify: {spec}: accuracy {acc:.4f} ({result.seconds:.1f} s, "
-            f"{result.extra['tokens_per_second']:.0f} tokens/s)")
+    with live("classify") as logger:  # every model's epochs, for dvc exp show / dvc plots
+        for spec in p.models:
+            with involving(f"classify.models: {spec}"):
+                result, model, saved = train_neural(spec, data, vocab, p, params.seed, device, log, logger)
+            if result is None:
+                continue
+            saved["tokenise"] = params.tokenise.model_dump()
+            models[spec] = (model, saved)
+            results.append(result)
+            acc = float((result.proba.argmax(1) == data.y[data.test]).mean())
+            log(f"classify: {spec}: accuracy {acc:.4f} ({result.seconds:.1f} s, "
+                f"{result.extra['tokens_per_second']:.0f} tokens/s)")
     # The broadcast also holds the other ranks until rank 0 has written everything.
     summary = dd.broadcast(write_outputs(results, models, data, p, params.seed) if dd.is_main() else None)
     for key, name in summary["winner"].items():

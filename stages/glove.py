@@ -1,8 +1,10 @@
 """DVC stage `glove`: wiring only; the logic is nlpdag.embeddings.glove."""
 from __future__ import annotations
 
-from nlpdag.embeddings.glove import Glove, METHOD, check_inputs, read_inputs, resolve_device, write_loss_csv
+from nlpdag.embeddings.glove import Glove, METHOD, check_inputs, read_inputs, write_loss_csv
 from nlpdag.training import distributed as dd
+from nlpdag.training.progress import EpochProgress, live
+from nlpdag.training.devices import resolve_device
 from nlpdag.errors import cli_main
 from nlpdag.config.base import load_params
 from nlpdag.config.glove import GloveParams
@@ -11,14 +13,17 @@ from nlpdag.io.vectors import Timer, write_train_info, write_vectors
 
 def run(params) -> None:
     config = params.glove
-    device = resolve_device(config.device)  # fail before reading inputs
+    device = resolve_device(config.device, "glove.device")  # fail before reading inputs
     tokens, i, j, x = read_inputs()
     check_inputs(tokens, i, j, config.size)
     model = Glove(size=config.size, x_max=config.x_max, alpha=config.alpha, learning_rate=config.learning_rate,
-                  epochs=config.epochs, batch_size=config.batch_size, device=str(device), seed=params.seed,
-                  verbose=True)
-    with Timer() as timer:
+                  epochs=config.epochs, batch_size=config.batch_size, device=str(device), seed=params.seed)
+    with live("glove") as logger, Timer() as timer:
+        progress = EpochProgress(METHOD, config.epochs, logger)
+        model.callbacks = [lambda epoch, loss, fitted: progress({"epoch": epoch, "loss": loss,
+                                                                 "seconds": fitted.seconds_[-1]})]
         model.fit(i, j, x, vocab_size=len(tokens))
+        progress.close()
     if not dd.is_main():  # every process holds the same state; one writes it
         return
     write_vectors(METHOD, tokens, model.vectors_)

@@ -5,7 +5,8 @@ import logging
 import torch
 from nlpdag.embeddings.reduce import check_dim, load_inputs, reduce_method, write_loss_csv
 from nlpdag.catalog import check_methods, REDUCE_METRICS
-from nlpdag.models.autoencoders import resolve_device
+from nlpdag.training.devices import resolve_device
+from nlpdag.training.progress import live
 from nlpdag.errors import cli_main
 from nlpdag.io.tables import write_json
 from nlpdag.config.base import StageParams
@@ -27,10 +28,10 @@ def run(params: StageParams, device: torch.device) -> dict:
         check_dim(method, loaded[1].shape[1], len(loaded[0]), config)
         inputs[method] = loaded
     metrics, rows = {}, []
-    with Timer() as timer:
+    with live("reduce") as logger, Timer() as timer:
         for method, (tokens, matrix) in inputs.items():
             metrics[method], method_rows = reduce_method(method, tokens, matrix, config, params.evaluate,
-                                                         params.seed, str(device))
+                                                         params.seed, str(device), live=logger)
             rows += method_rows
     write_loss_csv(rows)
     write_json(metrics, REDUCE_METRICS)

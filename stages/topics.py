@@ -6,7 +6,8 @@ import pandas as pd
 import torch
 from nlpdag.models.topics import check_params, fit_autoencoder, fit_nmf, is_stop_word, npmi_coherence, read_inputs, reconstruction_mse, top_word_ids, topics_frame
 from nlpdag.catalog import TOPICS, TOPICS_METRICS
-from nlpdag.models.autoencoders import resolve_device
+from nlpdag.training.devices import resolve_device
+from nlpdag.training.progress import DVCLiveLogger, live
 from nlpdag.errors import cli_main
 from nlpdag.io.tables import write_json, write_table
 from nlpdag.config.base import StageParams
@@ -24,7 +25,9 @@ def run(params: StageParams, device: torch.device) -> dict:
     for model in ("autoencoder", "nmf"):
         with Timer() as timer:
             if model == "autoencoder":
-                codes, topics, _ = fit_autoencoder(matrix, config, params.seed, str(device))
+                with live("topics") as logger:
+                    codes, topics, _ = fit_autoencoder(matrix, config, params.seed, str(device), verbose=True,
+                                                       callbacks=[DVCLiveLogger(logger, model)])
             else:
                 codes, topics = fit_nmf(matrix, config.n_topics, params.seed)
         top = top_word_ids(topics, config.top_words)

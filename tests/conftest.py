@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def tiny_frame() -> pd.DataFrame:
-    """A raw corpus as `read_corpus` returns it: 2 labels x 2 sources, 10 documents each."""
+    """A raw corpus as `read_corpus` (tests/oracles.py) returns it: 2 labels x 2 sources, 10 documents each."""
     rows = []
     for source in ("imdb", "rotten_tomatoes"):
         for label in (0, 1):

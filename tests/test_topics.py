@@ -7,11 +7,17 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from nlpdag.models.autoencoders import ProjectTopics, SparseRows, TopicAutoEncoder, TrainConfig, take, train
+from nlpdag.models.autoencoders import ProjectTopics, SparseRows, TopicAutoEncoder, take, train
 from nlpdag.errors import StageError
 from nlpdag.config.topics import TopicsParams
 from nlpdag.models.topics import (check_params, fit_autoencoder, fit_nmf, npmi_coherence, reconstruction_mse,
                            top_word_ids, topics_frame, training_matrix)
+from nlpdag.training.trainer import TrainerConfig
+
+
+def ae_config(**kw) -> TrainerConfig:
+    """The auto-encoders' settings in the stages: Adam (fused), float32."""
+    return TrainerConfig(**{**dict(optimizer="adam", fused=True, amp=False, batch_size=256), **kw})
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -99,7 +105,7 @@ def test_projection_keeps_the_decoder_non_negative_with_unit_rows():
     torch.manual_seed(0)
     model = TopicAutoEncoder(6, 2)
     x = sp.csr_matrix(np.abs(np.random.default_rng(0).normal(size=(20, 6))).astype(np.float32))
-    train(model, x, None, TrainConfig(epochs=3, batch_size=5, learning_rate=0.5, patience=None),
+    train(model, x, None, ae_config(epochs=3, batch_size=5, learning_rate=0.5, patience=None),
           callbacks=[ProjectTopics(model)])
     topics = model.topics.detach()
     assert (topics >= 0).all() and (topics == 0).any()

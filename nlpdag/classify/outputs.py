@@ -18,7 +18,7 @@ from nlpdag.evaluation.scores import classification_metrics
 from nlpdag.catalog import ATTENTION, CLASSIFY_METRICS, CLASSIFY_MODELS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, CONFUSION_DIR, CURVES_DIR, SUMMARY
 
 if TYPE_CHECKING:
-    from nlpdag.classify.train import Dataset, Result
+    from nlpdag.classify.dataset import Dataset, Result
     from nlpdag.config.classify import ClassifyParams
 
 

@@ -33,11 +33,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from nlpdag.models import baselines as bl
@@ -49,55 +47,13 @@ from nlpdag.io.tables import read_frame, read_json, read_table
 from nlpdag.config.classify import MODEL_SPEC
 from nlpdag.config.classify import ClassifyParams
 from nlpdag.config.base import StageParams
+from nlpdag.classify.dataset import Dataset, Result, load_dataset
 from nlpdag.classify.outputs import truncate, validation_accuracy, write_outputs
 from nlpdag.io.vectors import read_vectors
 from nlpdag.catalog import EMBEDDINGS_DIR
 from nlpdag.catalog import BOW_METRICS, BOW_PREDICTIONS, CHECKPOINTS, CORPUS, DOCVECS_DIR, LABELS, REDUCED_DIR, TOKENS, TRAIN_DIR, VOCAB
 
 # Outside DVC's outputs, which DVC deletes before a stage runs: an interrupted run resumes from here.
-
-
-@dataclass
-class Dataset:
-    doc_ids: np.ndarray          # (N,)
-    y: np.ndarray                # (N,) label ids
-    sources: pd.Series           # (N,) or all-NA
-    docs: list[list[str]]        # token lists, in-vocabulary or not
-    train: np.ndarray            # (N,) bool
-    labels: list[str]
-    validation: np.ndarray | None = None   # (N,) bool, within train: the slice every choice is made on
-
-    @property
-    def test(self) -> np.ndarray:
-        return ~self.train
-
-    def subset(self, mask: np.ndarray) -> list[list[str]]:
-        return [d for d, keep in zip(self.docs, mask) if keep]
-
-
-@dataclass
-class Result:
-    name: str
-    kind: str                    # baseline | neural
-    proba: np.ndarray            # (n_test, n_classes)
-    seconds: float               # features + selection + fit, the same for every row
-    extra: dict = field(default_factory=dict)
-    val_proba: np.ndarray | None = None   # (n_validation, n_classes): the chosen setting on the validation slice
-    info: dict = field(default_factory=dict)  # C, validation scores, trained_on, transductive...
-
-
-def load_dataset() -> Dataset:
-    corpus = read_frame(CORPUS)
-    tokens = read_frame(TOKENS, columns=["doc_id", "tokens"])
-    if not np.array_equal(corpus["doc_id"].to_numpy(), tokens["doc_id"].to_numpy()):
-        raise StageError(f"{TOKENS}: documents differ from {CORPUS} (rerun: dvc repro tokenise)")
-    if "validation" not in corpus.columns:
-        raise StageError(f"{CORPUS}: no validation column (written by an older ingest; rerun: dvc repro ingest)")
-    labels = [str(label) for label in read_json(LABELS)]
-    train = (corpus["split"] == "train").to_numpy()
-    return Dataset(doc_ids=corpus["doc_id"].to_numpy(), y=corpus["label_id"].to_numpy().astype(np.int64),
-                   sources=corpus["source"], docs=[list(d) for d in tokens["tokens"]], train=train, labels=labels,
-                   validation=corpus["validation"].to_numpy(dtype=bool) & train)
 
 
 def validation_split(data: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -292,12 +248,14 @@ def parse_spec(spec: str) -> dict:
 
 
 def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyParams, seed: int,
-                 device: torch.device, log=print) -> tuple[Result | None, object, dict]:
+                 device: torch.device, log=print, live=None) -> tuple[Result | None, object, dict]:
     """Train one model; returns its Result (None on ranks other than 0, which only help train), the
-    model and what `nlpdag predict` needs to rebuild it."""
+    model and what `nlpdag predict` needs to rebuild it. `live`: the stage's DVCLive logger."""
     from nlpdag.models.rnn import RNNClassifier, RNNConfig
     from nlpdag.training.pretraining import pretrain_encoder
-    from nlpdag.training.sequences import Trainer, TrainConfig, encode_docs, predict
+    from nlpdag.training.sequences import encode_docs, fit_classifier, predict
+    from nlpdag.training.progress import DVCLiveLogger
+    from nlpdag.training.trainer import TrainerConfig
 
     parts = parse_spec(spec)
     words, init = embedding_init(vocab, parts["embedding"], seed, log)
@@ -316,18 +274,20 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
     key = hashlib.sha1(json.dumps([spec, params.model_dump(), words_hash, train_idx.tolist()[:50],
                                    len(train_idx), seed]).encode()).hexdigest()[:12]
     checkpoint = CHECKPOINTS / f"{spec.replace('@', '_at_')}-{key}.pt"
-    train_config = TrainConfig(epochs=params.epochs, batch_size=params.batch_size, learning_rate=params.learning_rate,
-                               weight_decay=params.weight_decay, optimizer=params.optimizer, clip=params.clip,
-                               patience=params.patience, device=str(device), seed=seed,
-                               checkpoint=str(checkpoint), verbose=True, name=spec)
+    train_config = TrainerConfig(name=spec, epochs=params.epochs, batch_size=params.batch_size,
+                                 learning_rate=params.learning_rate, weight_decay=params.weight_decay,
+                                 optimizer=params.optimizer, clip=params.clip,
+                                 patience=params.patience, device=str(device), device_param="classify.device",
+                                 seed=seed, checkpoint=str(checkpoint), verbose=True)
     start = time.perf_counter()
     pretrain_history: list[dict] = []
     if params.pretraining != "none" and not checkpoint.exists():  # a resumed run has its pretrained weights
         train_seqs = [seqs[i] for i in train_idx]
         pretrain_history = pretrain_encoder(model, train_seqs, params.pretraining, params.pretraining_epochs,
-                                            train_config, max_len=params.pretraining_max_len)
-    trainer = Trainer(model, train_config).fit([seqs[train_idx[i]] for i in fit], data.y[train_idx[fit]],
-                                               [seqs[train_idx[i]] for i in val], data.y[train_idx[val]])
+                                            train_config, max_len=params.pretraining_max_len,
+                                            callbacks=[DVCLiveLogger(live, f"{spec} pretraining")])
+    trainer = fit_classifier(model, train_config, [seqs[train_idx[i]] for i in fit], data.y[train_idx[fit]],
+                             [seqs[train_idx[i]] for i in val], data.y[train_idx[val]], [DVCLiveLogger(live, spec)])
     seconds = time.perf_counter() - start
     saved = {"spec": spec, "words": words, "vocab_hash": words_hash, "labels": data.labels,
              "max_len": params.max_len, "truncation": params.truncation}

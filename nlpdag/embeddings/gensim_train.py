@@ -19,6 +19,7 @@ from gensim.models.callbacks import CallbackAny2Vec
 from nlpdag.evaluation import protocol as evaluation
 from nlpdag.errors import StageError
 from nlpdag.io.vectors import write_vectors
+from nlpdag.training.progress import EpochProgress
 from nlpdag.catalog import TOKENS
 
 
@@ -73,26 +74,34 @@ def corpus_file(tokens_path: str | Path = TOKENS, splits: tuple[str, ...] = ("tr
 
 
 class EpochLogger(CallbackAny2Vec):
-    """Prints one progress line per epoch and keeps the per-epoch training loss where gensim
-    computes one (word2vec; its running loss is cumulative, so the per-epoch value is a difference)."""
+    """gensim's epoch callback, reporting through the shared progress (a bar over the epochs on a
+    terminal, a line per epoch); keeps the per-epoch training loss where gensim computes one (word2vec;
+    its running loss is cumulative, so the per-epoch value is a difference)."""
 
     def __init__(self, method: str, epochs: int):
         self.method, self.epochs = method, epochs
         self.loss: list[float] = []
         self._previous = 0.0
         self._start = time.perf_counter()
+        self._progress = None
+
+    def on_train_begin(self, model) -> None:
+        self._progress = EpochProgress(self.method, self.epochs)
 
     def on_epoch_end(self, model) -> None:
-        done = len(self.loss) + 1
-        line = f"{self.method}: epoch {done}/{self.epochs} ({time.perf_counter() - self._start:.1f} s)"
+        row = {"epoch": len(self.loss) + 1, "seconds": time.perf_counter() - self._start}
         if getattr(model, "compute_loss", False):
             total = model.get_latest_training_loss()
             self.loss.append(total - self._previous)
             self._previous = total
-            line += f" loss {self.loss[-1]:.4g}"
+            row["loss"] = self.loss[-1]
         else:
             self.loss.append(float("nan"))
-        print(line, flush=True)
+        (self._progress or EpochProgress(self.method, self.epochs))(row)
+
+    def on_train_end(self, model) -> None:
+        if self._progress is not None:
+            self._progress.close()
 
     def losses(self) -> list[float] | None:
         return None if all(v != v for v in self.loss) else self.loss

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from nlpdag.training import distributed as dd
+from nlpdag.training.devices import resolve_device
 from nlpdag.errors import StageError
 from nlpdag.io.tables import atomic_path, read_table
 
@@ -59,15 +60,6 @@ Callback = Callable[[int, float, "Glove"], bool | None]
 def weighting(x: torch.Tensor, x_max: float, alpha: float) -> torch.Tensor:
     """f(x) = min(1, (x / x_max)^alpha)."""
     return (x / x_max).pow(alpha).clamp(max=1.0)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise StageError("glove.device=cuda but CUDA is not available on this machine "
-                         "(set glove.device to auto or cpu)")
-    return torch.device(device)
 
 
 def row_width(size: int) -> int:
@@ -193,7 +185,7 @@ class Glove:
 
     def fit(self, i: np.ndarray | torch.Tensor, j: np.ndarray | torch.Tensor, x: np.ndarray | torch.Tensor,
             vocab_size: int | None = None) -> "Glove":
-        device = dd.local_device(resolve_device(self.device))
+        device = dd.local_device(resolve_device(self.device, "glove.device"))
         i, j, x = _tensor(i, np.int64), _tensor(j, np.int64), _tensor(x, np.float32)
         if len(x) == 0:
             raise ValueError("no co-occurrences to train on")
@@ -205,6 +197,7 @@ class Glove:
         self.state_ = initial_state(vocab_size, self.size, self.seed).to(device)
         self.device_ = str(device)
         self.loss_: list[float] = []
+        self.seconds_: list[float] = []
         on_cpu = device.type == "cpu"
         generator = torch.Generator(device=device).manual_seed(self.seed)
 
@@ -241,6 +234,7 @@ class Glove:
                     if self.verbose and dd.is_main():
                         print(f"glove: epoch {epoch}/{self.epochs}  loss {loss:.6f}  "
                               f"{time.perf_counter() - start:.1f} s", flush=True)
+                    self.seconds_.append(time.perf_counter() - start)
                     if any(callback(epoch, loss, self) for callback in self.callbacks or ()):
                         break
             finally:

@@ -33,8 +33,9 @@ import torch
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
-from nlpdag.models.autoencoders import (AutoEncoder, ModelConfig, TrainConfig, VariationalAutoEncoder, pretrain_stacked,
-                                 resolve_device, train, transform)
+from nlpdag.models.autoencoders import AutoEncoder, ModelConfig, VariationalAutoEncoder, pretrain_stacked, train, transform
+from nlpdag.training.progress import DVCLiveLogger, Progress
+from nlpdag.training.trainer import TrainerConfig
 from nlpdag.errors import StageError
 from nlpdag.embeddings.evaluate import evaluate_vectors, keyed_vectors
 from nlpdag.catalog import METHODS
@@ -116,13 +117,15 @@ def pretrain_epochs(epochs: int) -> int:
     return max(1, epochs // 3)
 
 
-def train_config(params: ReduceParams, seed: int, device: str, name: str, verbose: bool) -> TrainConfig:
-    return TrainConfig(epochs=params.epochs, batch_size=params.batch_size, learning_rate=params.learning_rate,
-                       patience=params.patience, seed=seed, device=device, name=name, verbose=verbose)
+def train_config(params: ReduceParams, seed: int, device: str, name: str, verbose: bool) -> TrainerConfig:
+    return TrainerConfig(name=name, epochs=params.epochs, batch_size=params.batch_size, learning_rate=params.learning_rate,
+                         optimizer="adam", fused=True, amp=False, patience=params.patience, seed=seed, device=device,
+                         device_param="reduce.device", verbose=verbose)
 
 
 def reduce_autoencoder(x: np.ndarray, reducer: str, params: ReduceParams, seed: int = 0, device: str = "cpu",
-                       name: str = "ae", verbose: bool = False) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+                       name: str = "ae", verbose: bool = False, callbacks: Sequence[object] = ()
+                       ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """(codes (N, dim), reconstruction (N, D), per-epoch history) of one auto-encoder on x (N, D)."""
     train_rows, val_rows = split(len(x), params.val_fraction, seed)
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -132,9 +135,9 @@ def reduce_autoencoder(x: np.ndarray, reducer: str, params: ReduceParams, seed: 
     model = build_model(reducer, x.shape[1], params)
     if reducer == "stacked_ae" and params.stacked_pretrain:
         pretrain_stacked(model, x_train, x_val, config, epochs=pretrain_epochs(params.epochs))
-    trainer = train(model, x_train, x_val, config)
+    trainer = train(model, x_train, x_val, config, callbacks)
     codes, recon = transform(model, data, device=device)
-    return codes, recon, trainer.history
+    return codes, recon, trainer.history_
 
 
 def scores(tokens: list[str], vectors: np.ndarray, params: EvaluateParams) -> dict:
@@ -144,7 +147,7 @@ def scores(tokens: list[str], vectors: np.ndarray, params: EvaluateParams) -> di
 
 def reduce_method(method: str, tokens: list[str], matrix: np.ndarray, params: ReduceParams,
                   evaluate_params: EvaluateParams, seed: int = 0, device: str = "cpu",
-                  folder: Path | None = REDUCED_DIR, verbose: bool = False) -> tuple[dict, list[tuple]]:
+                  folder: Path | None = REDUCED_DIR, verbose: bool = False, live=None) -> tuple[dict, list[tuple]]:
     """Every reducer on one method: ({reducer: metrics}, loss rows (model, epoch, train, val)).
     Writes `<folder>/<method>__<reducer>` unless folder is None."""
     check_dim(method, matrix.shape[1], len(tokens), params)
@@ -158,7 +161,9 @@ def reduce_method(method: str, tokens: list[str], matrix: np.ndarray, params: Re
             if reducer == "pca":
                 codes, recon = reduce_pca(x, params.dim, seed)
             else:
-                codes, recon, history = reduce_autoencoder(x, reducer, params, seed, device, name, verbose)
+                # A bar per model on a terminal (one line per model below, not per epoch); epochs into DVCLive.
+                hooks = [DVCLiveLogger(live, name), Progress(lines=False)]
+                codes, recon, history = reduce_autoencoder(x, reducer, params, seed, device, name, verbose, hooks)
                 rows += [(name, h["epoch"], h["train_loss"], h["val_loss"]) for h in history]
                 epochs = f"  {len(history)} epochs"
         if not np.isfinite(codes).all():

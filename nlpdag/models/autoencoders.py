@@ -1,4 +1,4 @@
-"""The PyTorch auto-encoders of the `reduce` and `topics` stages, and the small trainer they share.
+"""The PyTorch auto-encoders of the `reduce` and `topics` stages.
 
 Models (x is a batch of B rows of n_in features; every model has `encode`, `forward` and `loss`):
 - `AutoEncoder`: encoder Linear+activation for each step of [n_in, *hidden, dim], decoder the mirror
@@ -15,21 +15,19 @@ Models (x is a batch of B rows of n_in features; every model has `encode`, `forw
   inputs (`SparseRows`) are never densified: products with them are sparse, and the squared error is
   expanded so that only the non-zeros enter it.
 
-`Trainer` runs Adam over shuffled mini-batches (seeded) and calls callbacks on `on_batch_end`,
-`on_epoch_end` and `on_train_end`: `Progress` prints a line per epoch, `EarlyStopping` stops when the
-validation objective has not improved for `patience` epochs and restores the best weights.
-Every model's `loss` returns (objective, reconstruction MSE per element); the trainer optimises the
-first and records the second (train: the mean over the epoch's batches, in training mode, so with
-noise or sampling; validation: after the epoch, in eval mode).
+Every model's `loss` returns (objective, reconstruction MSE per element) and `batch_loss` hands both to
+the shared Trainer (nlpdag/training/trainer.py), which optimises the first and records the second
+(train: over the epoch's batches, in training mode, so with noise or sampling; validation: after the
+epoch, in eval mode). `train` runs it with Adam over shuffled mini-batches (`Rows`, seeded), early
+stopping on the validation objective and progress lines; `pretrain_stacked` trains a stacked one
+greedily layer by layer.
 """
 from __future__ import annotations
 
-import copy
 import math
-import time
 import warnings
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,18 +36,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlpdag.errors import StageError
+from nlpdag.training.callbacks import EarlyStopping
+from nlpdag.training.progress import Progress
+from nlpdag.training.trainer import Trainer, TrainerConfig
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
 Data = torch.Tensor | sp.csr_matrix
-
-
-def resolve_device(device: str, param: str) -> torch.device:
-    """auto: CUDA when available; cuda without CUDA is a StageError naming `param`."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise StageError(f"{param}=cuda but CUDA is not available on this machine (set {param} to auto or cpu)")
-    return torch.device(device)
 
 
 @dataclass
@@ -62,18 +54,6 @@ class ModelConfig:
     noise: str | None = None              # None | masking | gaussian (denoising)
     noise_level: float = 0.0
     beta: float = 1.0                     # VAE: weight of the KL term
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    patience: int | None = 3              # None: no early stopping
-    seed: int = 0
-    device: str = "cpu"
-    name: str = "model"
-    verbose: bool = False
 
 
 def mlp(sizes: Sequence[int], activation: str, last_activation: bool) -> nn.Sequential:
@@ -105,7 +85,13 @@ class Noise(nn.Module):
         return x + self.level * torch.randn_like(x)
 
 
-class AutoEncoder(nn.Module):
+class _BatchLoss:
+    def batch_loss(self, x) -> tuple[torch.Tensor, dict]:
+        objective, mse = self.loss(x)
+        return objective, {"loss": mse.detach() * len(x), "n": len(x)}
+
+
+class AutoEncoder(_BatchLoss, nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
@@ -126,7 +112,7 @@ class AutoEncoder(nn.Module):
         return mse, mse
 
 
-class VariationalAutoEncoder(nn.Module):
+class VariationalAutoEncoder(_BatchLoss, nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
@@ -209,7 +195,7 @@ class SparseRows:
         return self.x.to_dense()
 
 
-class TopicAutoEncoder(nn.Module):
+class TopicAutoEncoder(_BatchLoss, nn.Module):
     """code = relu(x E + b) (B, K), x_hat = code @ W with W (K, V) non-negative, rows of unit length.
 
     `init` (K, V): the topics to start from (the stage passes K random training documents, as k-means
@@ -293,94 +279,29 @@ def transform(model: nn.Module, data: Data, batch_size: int = 4096, device: torc
     return torch.cat(codes).numpy(), torch.cat(recons).numpy() if reconstruct else None
 
 
-class Trainer:
-    def __init__(self, model: nn.Module, config: TrainConfig, callbacks: Sequence[object] = ()):
-        self.model, self.config = model, config
-        self.callbacks = list(callbacks)
-        self.history: list[dict] = []  # per epoch: epoch, train_loss, val_loss, val_objective
-        self.stop = False
+class Rows:
+    """The Trainer's mini-batches of rows: a permutation per epoch from a generator seeded once (dense
+    data is shuffled once per epoch so that every batch is a contiguous slice)."""
 
-    def add_callback(self, callback: object) -> None:
-        self.callbacks.append(callback)
+    def __init__(self, data: Data, batch_size: int, seed: int):
+        self.data, self.batch_size = data, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
 
-    def trigger(self, event: str) -> None:
-        for callback in self.callbacks:
-            hook = getattr(callback, event, None)
-            if hook is not None:
-                hook(self)
+    def __len__(self) -> int:
+        return math.ceil(self.data.shape[0] / self.batch_size)
 
-    def fit(self, train: Data, val: Data | None = None) -> "Trainer":
-        cfg, model = self.config, self.model
-        device = torch.device(cfg.device)
-        torch.manual_seed(cfg.seed)  # noise and VAE sampling draw from the global generator
-        generator = torch.Generator().manual_seed(cfg.seed)
-        model.to(device)
-        if isinstance(train, torch.Tensor):
-            train = train.to(device)
-        if isinstance(val, torch.Tensor):
-            val = val.to(device)
-        # Fused Adam: one kernel for all parameters (the same update, less per-step overhead).
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, fused=True)
-        n = train.shape[0]
-        for epoch in range(1, cfg.epochs + 1):
-            self.epoch, start = epoch, time.perf_counter()
-            model.train()
-            order = torch.randperm(n, generator=generator)
-            # Dense data is shuffled once per epoch so that every batch is a contiguous slice.
-            shuffled = train[order.to(device)] if isinstance(train, torch.Tensor) else None
-            losses = []
-            for lo in range(0, n, cfg.batch_size):
-                if shuffled is not None:
-                    x = shuffled[lo:lo + cfg.batch_size]
-                else:
-                    x = take(train, order[lo:lo + cfg.batch_size].numpy()).to(device)
-                objective, mse = model.loss(x)
-                self.optimizer.zero_grad(set_to_none=True)
-                objective.backward()
-                self.optimizer.step()
-                losses.append(mse.detach() * len(x))
-                self.trigger("on_batch_end")
-            total = torch.stack(losses).sum()
-            self.train_loss = float(total) / n
-            self.val_objective, self.val_loss = (evaluate(model, val, device=device) if val is not None
-                                                 else (math.nan, math.nan))
-            self.seconds = time.perf_counter() - start
-            self.history.append({"epoch": epoch, "train_loss": self.train_loss, "val_loss": self.val_loss,
-                                 "val_objective": self.val_objective})
-            self.trigger("on_epoch_end")
-            if self.stop:
-                break
-        self.trigger("on_train_end")
-        model.eval()
-        return self
-
-
-class Progress:
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        c = trainer.config
-        print(f"{c.name}: epoch {trainer.epoch}/{c.epochs}  train {trainer.train_loss:.5f}  "
-              f"val {trainer.val_loss:.5f}  {trainer.seconds:.2f} s", flush=True)
-
-
-class EarlyStopping:
-    """Stop after `patience` epochs without an improvement of the validation objective; at the end,
-    load the weights of the best epoch."""
-
-    def __init__(self, patience: int):
-        self.patience = patience
-        self.best, self.best_epoch, self.best_state, self.wait = math.inf, 0, None, 0
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        if trainer.val_objective < self.best:
-            self.best, self.best_epoch, self.wait = trainer.val_objective, trainer.epoch, 0
-            self.best_state = copy.deepcopy(trainer.model.state_dict())
+    def epoch_batches(self, epoch: int, device: torch.device) -> Iterator[tuple[torch.Tensor | SparseRows, float]]:
+        if isinstance(self.data, torch.Tensor):
+            self.data = self.data.to(device)
+        n, bs = self.data.shape[0], self.batch_size
+        order = torch.randperm(n, generator=self.generator)
+        if isinstance(self.data, torch.Tensor):
+            shuffled = self.data[order.to(device)]
+            for lo in range(0, n, bs):
+                yield shuffled[lo:lo + bs], 1.0
         else:
-            self.wait += 1
-            trainer.stop = self.wait >= self.patience
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        if self.best_state is not None:
-            trainer.model.load_state_dict(self.best_state)
+            for lo in range(0, n, bs):
+                yield take(self.data, order[lo:lo + bs].numpy()), 1.0
 
 
 class ProjectTopics:
@@ -393,20 +314,24 @@ class ProjectTopics:
         self.model.project()
 
 
-def train(model: nn.Module, train_data: Data, val_data: Data | None, config: TrainConfig,
+def train(model: nn.Module, train_data: Data, val_data: Data | None, config: TrainerConfig,
           callbacks: Sequence[object] = ()) -> Trainer:
-    """Fit with the standard callbacks: early stopping when there is validation data and a patience,
-    progress lines when verbose."""
-    extra = list(callbacks)
-    if val_data is not None and config.patience:
-        extra.append(EarlyStopping(config.patience))
-    if config.verbose:
-        extra.append(Progress())
-    return Trainer(model, config, extra).fit(train_data, val_data)
+    """Fit with the standard callbacks: early stopping on the validation objective when there is
+    validation data and a patience, then `callbacks`, then progress lines when verbose."""
+    hooks = [EarlyStopping(config.patience, "val_objective")] if val_data is not None and config.patience else []
+    hooks += list(callbacks) + ([Progress()] if config.verbose else [])
+    trainer = Trainer(model, config, hooks)
+
+    def validate(net: nn.Module) -> dict:
+        objective, mse = evaluate(net, val_data.to(trainer.device) if isinstance(val_data, torch.Tensor) else val_data,
+                                  device=trainer.device)
+        return {"val_loss": mse, "val_objective": objective}
+
+    return trainer.fit(Rows(train_data, config.batch_size, config.seed or 0), None if val_data is None else validate)
 
 
 def pretrain_stacked(model: AutoEncoder, train_data: torch.Tensor, val_data: torch.Tensor,
-                     config: TrainConfig, epochs: int | None = None) -> list[Trainer]:
+                     config: TrainerConfig, epochs: int | None = None) -> list[Trainer]:
     """Greedy layer-wise pre-training: the k-th one-layer auto-encoder learns to reconstruct the codes
     of the (k-1)-th, for `epochs` (default config.epochs); its encoder and decoder layers are copied
     into the stack (decoder in mirror order)."""
@@ -417,7 +342,7 @@ def pretrain_stacked(model: AutoEncoder, train_data: torch.Tensor, val_data: tor
         torch.manual_seed(config.seed + k)
         layer = AutoEncoder(ModelConfig(sizes[k], sizes[k + 1], activation=model.config.activation,
                                         output_activation=k > 0))
-        layer_config = replace(config, name=f"{config.name} pretrain {k + 1}/{len(sizes) - 1}",
+        layer_config = replace(config, name=f"{config.name} layer {k + 1}/{len(sizes) - 1}",
                                epochs=epochs or config.epochs)
         trainers.append(train(layer, train_data, val_data, layer_config))
         with torch.no_grad():

@@ -92,17 +92,6 @@ def _ratios(Xb: sp.csr_matrix, y: np.ndarray, classes: np.ndarray, alpha: float)
     return np.log(p / p.sum(axis=1, keepdims=True)) - np.log(q / q.sum(axis=1, keepdims=True))
 
 
-def nb_log_count_ratio(X, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """NB log-count ratio on binarised features, smoothed by alpha: shape (n_features,) for two
-    classes (positive = the larger label), (k, n_features) one-vs-rest for k > 2 classes."""
-    if alpha <= 0:
-        raise BaselineError(f"alpha must be > 0 (got {alpha}): r is undefined for unseen features")
-    Xb = _binarise(X)
-    y, classes = _labels(y, Xb.shape[0])
-    r = _ratios(Xb, y, classes, alpha)
-    return r[1] if len(classes) == 2 else r
-
-
 class _NBLinear:
     """Shared by NB-LR and NBSVM: one binary linear model per target on r-scaled binarised features.
     r is folded into the stored weights, so predicting is one sparse product on binarised X."""

@@ -171,6 +171,15 @@ class RNNClassifier(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.out(self.drop(self.encode(ids, lengths)[0]))  # (B, n_classes)
 
+    def batch_loss(self, batch) -> tuple[torch.Tensor, dict]:
+        """Cross-entropy on a batch (ids (B, T), lengths (B,), labels (B,), index), and the sums the
+        Trainer adds up over an epoch."""
+        ids, lengths, y, _ = batch
+        logits = self(ids, lengths).float()  # (B, C)
+        loss = F.cross_entropy(logits, y)
+        return loss, {"loss": loss.detach() * len(y), "accuracy": (logits.detach().argmax(1) == y).sum(),
+                      "n": len(y), "tokens": lengths.sum()}
+
 
 class TokenOutput(nn.Module):
     """Next-token (or reconstruction) log-loss over the vocabulary for pre-training. Large vocabularies

@@ -27,6 +27,7 @@ Topics: `data/topics.parquet` (model, topic, rank, word, weight).
 from __future__ import annotations
 
 import warnings
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from threadpoolctl import threadpool_limits
 
-from nlpdag.models.autoencoders import ProjectTopics, TopicAutoEncoder, TrainConfig, resolve_device, train, transform
+from nlpdag.models.autoencoders import ProjectTopics, TopicAutoEncoder, train, transform
+from nlpdag.training.trainer import TrainerConfig
 from nlpdag.errors import StageError
 from nlpdag.io.tables import read_table, write_json, write_table
 from nlpdag.config.base import StageParams
@@ -114,16 +116,17 @@ def check_params(params: TopicsParams, n_words: int) -> None:
 
 
 def fit_autoencoder(matrix: sp.csr_matrix, params: TopicsParams, seed: int = 0, device: str = "cpu",
-                    verbose: bool = False) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+                    verbose: bool = False, callbacks: Sequence[object] = ()) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """(codes (docs, K), topics (K, words), history) of the topic auto-encoder."""
     torch.manual_seed(seed)
     rows = np.random.default_rng(seed).choice(matrix.shape[0], size=params.n_topics, replace=False)
     model = TopicAutoEncoder(matrix.shape[1], params.n_topics, init=torch.from_numpy(matrix[rows].toarray()))
-    config = TrainConfig(epochs=params.epochs, batch_size=params.batch_size, learning_rate=params.learning_rate,
-                         patience=None, seed=seed, device=device, name="topics", verbose=verbose)
-    trainer = train(model, matrix, None, config, callbacks=[ProjectTopics(model)])
+    config = TrainerConfig(name="topics", epochs=params.epochs, batch_size=params.batch_size,
+                           learning_rate=params.learning_rate, optimizer="adam", fused=True, amp=False, seed=seed,
+                           device=device, device_param="topics.device", verbose=verbose)
+    trainer = train(model, matrix, None, config, callbacks=[ProjectTopics(model), *callbacks])
     codes, _ = transform(model, matrix, device=device, reconstruct=False)
-    return codes, model.topics.detach().cpu().numpy(), trainer.history
+    return codes, model.topics.detach().cpu().numpy(), trainer.history_
 
 
 def fit_nmf(matrix: sp.csr_matrix, n_topics: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -149,7 +149,7 @@ def build(params: ReportParams, probes: Sequence[str], root: Path = Path("."),
     models = (classify or {}).get("models", {})
     curves = {}
     if not inp.path(CURVES_DIR).is_dir():
-        inp.missing.append(CURVES_DIR + "/")
+        inp.missing.append(f"{CURVES_DIR}/")
     for name in [n for n in models if models[n].get("kind") == "neural"] if inp.path(CURVES_DIR).is_dir() else []:
         frame = inp.csv(f"{CURVES_DIR}/{name}.csv", ["epoch"])
         if frame is not None:

@@ -34,20 +34,8 @@ def _identity(doc):
     return doc
 
 
-def count_matrix(docs: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> sp.csr_matrix:
-    """docs x vocabulary term counts; tokens outside the vocabulary are ignored."""
-    vectorizer = CountVectorizer(vocabulary=list(vocabulary), analyzer=_identity, dtype=np.int32)
-    return vectorizer.transform(docs).tocsr()
-
-
-def tfidf_matrix(counts: sp.csr_matrix, train_mask: np.ndarray, sublinear_tf: bool = True) -> sp.csr_matrix:
-    """TF-IDF with idf learnt on the training rows only, rows L2-normalised."""
-    transformer = TfidfTransformer(sublinear_tf=sublinear_tf).fit(counts[train_mask])
-    return transformer.transform(counts).astype(np.float32).tocsr()
-
-
 def idf_transformer(doc_freq: np.ndarray, n_docs: int, sublinear_tf: bool = True) -> TfidfTransformer:
-    """The TfidfTransformer `tfidf_matrix` fits, from the training rows' document frequencies:
+    """The TfidfTransformer fitted on the training rows' counts, from their document frequencies:
     idf is computed as scikit-learn computes it, so the values match to the bit."""
     transformer = TfidfTransformer(sublinear_tf=sublinear_tf).fit(sp.csr_matrix((1, len(doc_freq))))
     idf = np.full(len(doc_freq), n_docs + 1, dtype=np.float64)  # smooth_idf: one extra document

@@ -30,7 +30,7 @@ from nlpdag.io.tables import read_table, write_json
 from nlpdag.catalog import COOCCUR, COOCCUR_METRICS, TOKENS, VOCAB
 
 
-CHUNK_TOKENS = 1_000_000  # count_cooccurrences' default; pairs held at once: CHUNK_TOKENS x window (~32 bytes each)
+CHUNK_TOKENS = 1_000_000  # left_counts' default; pairs held at once: CHUNK_TOKENS x window (~32 bytes each)
 
 
 def encode_tokens(tokens: pa.ChunkedArray | pa.Array, vocabulary: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -43,25 +43,6 @@ def encode_tokens(tokens: pa.ChunkedArray | pa.Array, vocabulary: pa.Array) -> t
     keep = pc.is_valid(ids)
     return (pc.filter(ids, keep).to_numpy(zero_copy_only=False).astype(np.int32),
             pc.filter(parent, keep).to_numpy(zero_copy_only=False).astype(np.int64))
-
-
-def count_cooccurrences(ids: np.ndarray, docs: np.ndarray, vocab_size: int, window: int = 10,
-                        weighting: str = "harmonic", chunk_tokens: int = CHUNK_TOKENS) -> sp.csr_matrix:
-    """Symmetric co-occurrence counts X (vocab_size x vocab_size, float64, CSR).
-
-    `ids` are in-vocabulary token ids in corpus order and `docs` the document of each (non-decreasing).
-    """
-    left = sp.csr_matrix((vocab_size, vocab_size), dtype=np.float64)  # context before target
-    for part in left_counts(ids, docs, vocab_size, window, weighting, chunk_tokens):
-        left = left + part
-    return symmetric(left)
-
-
-def symmetric(left: sp.csr_matrix) -> sp.csr_matrix:
-    matrix = (left + left.T).tocsr()
-    matrix.sum_duplicates()
-    matrix.sort_indices()
-    return matrix
 
 
 def left_counts(ids: np.ndarray, docs: np.ndarray, vocab_size: int, window: int = 10,
@@ -91,12 +72,6 @@ def _pair_counts(ids: np.ndarray, docs: np.ndarray, vocab_size: int, window: int
         vals.append(np.full(int(same_doc.sum()), 1.0 / d if weighting == "harmonic" else 1.0))
     rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     return sp.coo_matrix((vals, (rows, cols)), shape=(vocab_size, vocab_size)).tocsr()
-
-
-def cooccurrence_table(matrix: sp.csr_matrix) -> pa.Table:
-    coo = matrix.tocoo()
-    return pa.table({"i": pa.array(coo.row.astype(np.int32)), "j": pa.array(coo.col.astype(np.int32)),
-                     "x": pa.array(coo.data.astype(np.float32))})
 
 
 BYTES_PER_ENTRY = 12  # a CSR non-zero: float64 value + int32 column

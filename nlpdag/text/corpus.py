@@ -55,22 +55,6 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     return found
 
 
-def read_folder(path: Path) -> pd.DataFrame:
-    """One sub-folder of `.txt` files per label (the aclImdb layout)."""
-    rows = []
-    for label_dir in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for file in sorted(label_dir.glob("*.txt")):
-            raw = file.read_bytes()
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise StageError(f"{file}: not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
-            rows.append((text, label_dir.name))
-    if not rows:
-        raise StageError(f"{path}: no <label>/*.txt files found in the folder")
-    return pd.DataFrame(rows, columns=["text", "label"])
-
-
 @contextlib.contextmanager
 def read_errors(path: Path, fmt: str) -> Iterator[None]:
     """A malformed file as one StageError line, whichever reader (pandas, pyarrow) failed how."""
@@ -82,28 +66,6 @@ def read_errors(path: Path, fmt: str) -> Iterator[None]:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
         raise StageError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
-
-
-def read_corpus(path: Path, fmt: str, text_column: str, label_column: str,
-                source_column: str) -> pd.DataFrame:
-    """Read any supported corpus into columns text, label, source (source None when absent)."""
-    if not path.exists():
-        raise StageError(f"{path}: corpus file not found (data.path)")
-    fmt = detect_format(path, fmt)
-    with read_errors(path, fmt):
-        if fmt == "folder":
-            if not path.is_dir():
-                raise StageError(f"{path}: data.format is folder but the path is not a folder")
-            frame = read_folder(path)
-            text_column, label_column = "text", "label"
-        elif fmt in ("csv", "tsv"):
-            frame = pd.read_csv(path, sep="," if fmt == "csv" else "\t", encoding="utf-8",
-                                keep_default_na=False, na_values=[""])
-        elif fmt == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_json(path, lines=True, encoding="utf-8")
-    return _select(frame, path, text_column, label_column, source_column, 0)
 
 
 def _select(frame: pd.DataFrame, path: Path, text_column: str, label_column: str, source_column: str,
@@ -139,7 +101,8 @@ def _folder_chunks(path: Path, chunk_docs: int) -> Iterator[pd.DataFrame]:
 
 def iter_corpus(path: Path, fmt: str, text_column: str, label_column: str, source_column: str,
                 chunk_docs: int) -> Iterator[pd.DataFrame]:
-    """`read_corpus` a chunk of `chunk_docs` documents at a time (doc_id counts over the whole file).
+    """Any supported corpus as columns doc_id, text, label, source (source None when absent), a
+    chunk of `chunk_docs` documents at a time (doc_id counts over the whole file).
 
     A CSV/JSONL column's type is inferred per chunk; the labels of all chunks are unified later
     (`normalise_labels`), which gives the whole-file result except for numeric-looking labels
@@ -264,7 +227,7 @@ def split_corpus(frame: pd.DataFrame, test_size: float, val_fraction: float, see
                  digests: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(split, validation): a train/test split stratified by label and source, and the validation
     slice of the training split (stratified the same way), each a function of the documents' texts
-    (`digests`) and `seed` alone (stages/evaluation.py)."""
+    (`digests`) and `seed` alone (nlpdag/evaluation/protocol.py)."""
     strata = _strata(frame).to_numpy()
     texts = digests.tolist()
     test = evaluation.hash_split(strata, evaluation.doc_keys(texts, seed, evaluation.SPLIT_SALT), test_size)

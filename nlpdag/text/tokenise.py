@@ -55,16 +55,6 @@ def tokenise_texts(texts: Iterable[str], params: TokeniseParams) -> list[list[st
     return [tokenise_text(t, params.lowercase, params.strip_html, stop) for t in texts]
 
 
-def apply_phrases(docs: list[list[str]], train_mask: Sequence[bool], min_count: int,
-                  threshold: float) -> list[list[str]]:
-    """Join frequent collocations ("new_york") with gensim Phrases learnt on the training split only."""
-    from gensim.models.phrases import Phrases
-
-    train_docs = [d for d, is_train in zip(docs, train_mask) if is_train]
-    frozen = Phrases(train_docs, min_count=min_count, threshold=threshold).freeze()
-    return [frozen[d] for d in docs]
-
-
 def build_vocab(docs: Iterable[Sequence[str]], min_count: int, max_vocab: int | None = None) -> pd.DataFrame:
     """Vocabulary table: id (rank by count, ties by token), token, count, doc_freq."""
     counts: Counter[str] = Counter()
