@@ -1,4 +1,4 @@
-"""Benchmark of the non-neural baselines (stages/baselines.py) on the pipeline's outputs.
+"""Benchmark of the non-neural baselines (nlpdag/models/baselines.py) on the pipeline's outputs.
 
 Reads (never writes) data/corpus.parquet, data/tokens.parquet, data/vocab.parquet,
 data/embeddings/<method>.parquet and data/docvecs/doc2vec_{dm,dbow}.parquet under --root (default: this
@@ -7,7 +7,7 @@ and the seconds spent building its features and fitting it (prediction excluded)
 
 With --tune, each baseline's C is first chosen on a validation slice (20 %, stratified by
 source + label) of the training split only; the test split is never used to choose anything.
-Without it, stages.baselines.DEFAULT_C is used.
+Without it, nlpdag.models.baselines.DEFAULT_C is used.
 
     python bench/baselines.py [--root /work/main] [--tune] [--methods word2vec_skipgram glove ...]
 """

@@ -1,4 +1,4 @@
-"""Throughput of the recurrent classifiers' trainer (stages/seqtrain.py) on the real corpus, on the CPU.
+"""Throughput of the recurrent classifiers' trainer (nlpdag/models/sequences.py) on the real corpus, on the CPU.
 
 Reads data/tokens.parquet, data/vocab.parquet and data/corpus.parquet (read only), samples `--docs`
 training documents (seeded), encodes them (max_len 400, head) and measures, side by side in one run:
@@ -24,7 +24,7 @@ well below a quiet machine's; compare ratios), 3,000 documents, 3 alternations, 
   tokens/s (per-round ratios 0.95, 0.94, 1.24);
 - --threads 1 (no warm-up epoch yet, so round 1 ours paid the oneDNN JIT: 0.51): ours 12,766 vs minimal
   15,532 (later rounds 1.04, 1.03); padded 11,396 vs packed 701 tokens/s forward + backward (packed
-  0.06x: `stages.rnn.PACKED_DEFAULT` keeps the CPU padded); bi-rnn 19,449, bi-gru 9,225, bi-lstm 11,274,
+  0.06x: `nlpdag.models.rnn.PACKED_DEFAULT` keeps the CPU padded); bi-rnn 19,449, bi-gru 9,225, bi-lstm 11,274,
   and the plain unmasked nn.LSTM(bidirectional) 9,746 tokens/s with an AdamW step.
 - default 2 threads with OpenMP's spinning waits under that load: 2-3k tokens/s for everything.
 """
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from nlpdag.io.tables import read_frame  # noqa: E402
 from nlpdag.models.rnn import RNNClassifier, RNNConfig  # noqa: E402
-from nlpdag.training.sequences import Batches, encode_docs, fit_classifier, vocab_index  # noqa: E402
+from nlpdag.models.sequences import Batches, encode_docs, fit_classifier, vocab_index  # noqa: E402
 from nlpdag.training.trainer import TrainerConfig  # noqa: E402
 
 MAX_LEN, BATCH = 400, 64

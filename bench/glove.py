@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nlpdag.embeddings.glove import Glove, read_inputs  # noqa: E402
+from nlpdag.training.progress import EpochProgress  # noqa: E402
 
 ANALOGY_RESTRICT = 30000
 
@@ -49,7 +50,9 @@ def keyed_vectors(tokens: list[str], vectors: np.ndarray):
 
 
 def run_ours(tokens, i, j, x, settings: dict, seed: int, threads: int | None) -> dict:
-    model = Glove(**settings, seed=seed, threads=threads, verbose=True)
+    progress = EpochProgress("glove", settings.get("epochs", 15))
+    model = Glove(**settings, seed=seed, threads=threads,
+                  callbacks=[lambda e, loss, m: progress({"epoch": e, "loss": loss, "seconds": m.seconds_[-1]})])
     start = time.perf_counter()
     model.fit(i, j, x, vocab_size=len(tokens))
     if model.device_.startswith("cuda"):

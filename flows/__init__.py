@@ -1,1 +1,1 @@
-"""Prefect flows over the DVC pipeline, and the `nlpdag` command line."""
+"""Prefect flows over the DVC pipeline: `pipeline` (nlpdag run), `serve` (schedules), `sweep` (work pools)."""

@@ -4,7 +4,7 @@
 - Anything else (a library's own error, e.g. scikit-learn rejecting a solver, pandas a file) is
   reported as `error: <stage>: <input or parameter>: <library> <version> <type>: <its message>`.
   The input or parameter is the innermost `involving(...)` block the error passed through (reading
-  a file through stages.io names the file). `NLPDAG_DEBUG=1` prints the traceback too, for bug reports.
+  a file through nlpdag.io.tables names the file). `NLPDAG_DEBUG=1` prints the traceback too, for bug reports.
 """
 from __future__ import annotations
 

@@ -1,19 +1,21 @@
 """DVC stage `bow`: wiring only; the logic is nlpdag.text.bow."""
 from __future__ import annotations
 
+import time
+from typing import Iterator
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import time
-from nlpdag.text.bow import _docs, bow_chunks, fit_tfidf_logreg, select_C
+
 from nlpdag.catalog import BOW_METRICS, BOW_PREDICTIONS, CORPUS, COUNTS, LABELS, TFIDF, TOKENS, VOCAB
-from nlpdag.io.chunks import iter_batches
-from nlpdag.errors import StageError, cli_main
-from nlpdag.io.tables import read_frame, read_json, read_table, write_json, write_table
 from nlpdag.config.base import load_params
 from nlpdag.config.bow import BowParams
+from nlpdag.errors import StageError, cli_main
 from nlpdag.evaluation.scores import classification_metrics
-from typing import Iterator
+from nlpdag.io.chunks import iter_batches
+from nlpdag.io.tables import read_frame, read_json, read_table, write_json, write_table
+from nlpdag.text.bow import token_lists, bow_chunks, fit_tfidf_logreg, select_C
 
 
 @cli_main
@@ -39,12 +41,12 @@ def main() -> None:
     start = time.perf_counter()
     y = corpus["label_id"].to_numpy()
     fit_rows = train & ~validation
-    C, val_scores = (select_C(_docs(batches, fit_rows), y[fit_rows], _docs(batches, validation), y[validation],
+    C, val_scores = (select_C(token_lists(batches, fit_rows), y[fit_rows], token_lists(batches, validation), y[validation],
                               params, all_params.seed) if len(params.C) > 1 else (params.C[0], {}))
     # The fit needs the training matrix in memory; the token lists are streamed into it.
-    vectorizer, model = fit_tfidf_logreg(_docs(batches, train), y[train], params, all_params.seed, C=C)
+    vectorizer, model = fit_tfidf_logreg(token_lists(batches, train), y[train], params, all_params.seed, C=C)
     seconds = time.perf_counter() - start
-    proba = model.predict_proba(vectorizer.transform(_docs(batches, ~train)))
+    proba = model.predict_proba(vectorizer.transform(token_lists(batches, ~train)))
     pred = model.classes_[proba.argmax(axis=1)]
     test = corpus.loc[~train]
     scores = classification_metrics(y[~train], pred, proba, len(labels), test["source"].reset_index(drop=True),

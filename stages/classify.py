@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from nlpdag.catalog import CORPUS, VOCAB
-from nlpdag.classify.outputs import write_outputs
 from nlpdag.classify.dataset import load_dataset
+from nlpdag.classify.outputs import write_outputs
 from nlpdag.classify.train import check_embedding, parse_spec, run_baselines, train_neural
 from nlpdag.config.base import StageParams, load_params
 from nlpdag.config.classify import ClassifyParams
@@ -11,8 +11,8 @@ from nlpdag.config.tokenise import TokeniseParams
 from nlpdag.errors import StageError, cli_main, involving
 from nlpdag.io.tables import read_frame
 from nlpdag.training import distributed as dd
-from nlpdag.training.progress import live
 from nlpdag.training.devices import resolve_device
+from nlpdag.training.progress import live
 
 
 def run(params: StageParams, log=print) -> dict:

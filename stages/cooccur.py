@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import time
-from nlpdag.text.cooccur import count_chunks
+
 from nlpdag.catalog import COOCCUR, COOCCUR_METRICS, TOKENS, VOCAB
-from nlpdag.io.chunks import iter_batches
-from nlpdag.errors import cli_main
-from nlpdag.io.tables import read_table, write_json
 from nlpdag.config.base import load_params
 from nlpdag.config.cooccur import CooccurParams
+from nlpdag.errors import cli_main
+from nlpdag.io.chunks import iter_batches
+from nlpdag.io.tables import read_table, write_json
+from nlpdag.text.cooccur import count_chunks
 
 
 @cli_main

@@ -3,23 +3,21 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import sys
-from nlpdag.embeddings.doc2vec import MODES, document_vectors, tagged_documents, train_doc2vec
+
 from nlpdag.catalog import CORPUS, DOCVECS_DIR, TOKENS
-from nlpdag.evaluation import protocol as evaluation
-from nlpdag.errors import StageError, cli_main
-from nlpdag.embeddings.gensim_train import EpochLogger, write_keyed_vectors
-from nlpdag.io.tables import read_frame, read_table, write_table
-from nlpdag.config.base import load_params
+from nlpdag.config.base import foreach_item, load_params
 from nlpdag.config.doc2vec import Doc2VecParams
+from nlpdag.embeddings.doc2vec import MODES, document_vectors, tagged_documents, train_doc2vec
+from nlpdag.embeddings.gensim_train import EpochLogger, write_keyed_vectors
+from nlpdag.errors import cli_main
+from nlpdag.evaluation import protocol as evaluation
+from nlpdag.io.tables import read_frame, read_table, write_table
 from nlpdag.io.vectors import Timer, vectors_table, write_train_info
 
 
 @cli_main
 def main() -> None:
-    mode = sys.argv[1] if len(sys.argv) > 1 else ""
-    if mode not in MODES:
-        raise StageError(f"usage: python -m stages.doc2vec {{{'|'.join(MODES)}}} (got {mode!r})")
+    mode = foreach_item("doc2vec", MODES)
     all_params = load_params(doc2vec=Doc2VecParams)
     params, method = all_params.doc2vec, f"doc2vec_{mode}"
     tokens = read_table(TOKENS, columns=["doc_id", "split", "tokens"])

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import logging
-from nlpdag.embeddings.evaluate import evaluate_vectors, load_method, neighbours
-from nlpdag.catalog import EMBEDDINGS_METRICS, METHODS, NEIGHBOURS
 from pathlib import Path
-from nlpdag.errors import cli_main
-from nlpdag.io.tables import read_json, write_json
+
+from nlpdag.catalog import EMBEDDINGS_METRICS, METHODS, NEIGHBOURS, TRAIN_DIR
 from nlpdag.config.base import load_params
 from nlpdag.config.evaluate import EvaluateParams
-from nlpdag.catalog import TRAIN_DIR
+from nlpdag.embeddings.evaluate import evaluate_vectors, load_method, neighbours
+from nlpdag.errors import cli_main
+from nlpdag.io.tables import read_json, write_json
 
 
 @cli_main

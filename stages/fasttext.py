@@ -1,13 +1,13 @@
 """DVC stage `fasttext`: wiring only; the logic is nlpdag.embeddings.fasttext."""
 from __future__ import annotations
 
-from nlpdag.embeddings.fasttext import UNSEEN_PROBES, train_fasttext, unseen_word_scores
 from nlpdag.catalog import FASTTEXT_MODEL
-from nlpdag.errors import cli_main
-from nlpdag.embeddings.gensim_train import EpochLogger, corpus_file, write_keyed_vectors
-from nlpdag.io.native import save_fasttext
 from nlpdag.config.base import load_params
 from nlpdag.config.fasttext import FasttextParams
+from nlpdag.embeddings.fasttext import UNSEEN_PROBES, train_fasttext, unseen_word_scores
+from nlpdag.embeddings.gensim_train import EpochLogger, corpus_file, write_keyed_vectors
+from nlpdag.errors import cli_main
+from nlpdag.io.native import save_fasttext
 from nlpdag.io.vectors import Timer, write_train_info
 
 

@@ -1,14 +1,14 @@
 """DVC stage `glove`: wiring only; the logic is nlpdag.embeddings.glove."""
 from __future__ import annotations
 
-from nlpdag.embeddings.glove import Glove, METHOD, check_inputs, read_inputs, write_loss_csv
-from nlpdag.training import distributed as dd
-from nlpdag.training.progress import EpochProgress, live
-from nlpdag.training.devices import resolve_device
-from nlpdag.errors import cli_main
 from nlpdag.config.base import load_params
 from nlpdag.config.glove import GloveParams
+from nlpdag.embeddings.glove import Glove, METHOD, check_inputs, read_inputs, write_loss_csv
+from nlpdag.errors import cli_main
 from nlpdag.io.vectors import Timer, write_train_info, write_vectors
+from nlpdag.training import distributed as dd
+from nlpdag.training.devices import resolve_device
+from nlpdag.training.progress import EpochProgress, live
 
 
 def run(params) -> None:

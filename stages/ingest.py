@@ -1,13 +1,14 @@
 """DVC stage `ingest`: wiring only; the logic is nlpdag.text.corpus."""
 from __future__ import annotations
 
-from nlpdag.text.corpus import default_corpus_path, ingest_chunks, iter_corpus
-from nlpdag.catalog import CORPUS, INGEST_METRICS, LABELS, RAW_DIR
 from pathlib import Path
-from nlpdag.errors import cli_main
-from nlpdag.io.tables import write_json
+
+from nlpdag.catalog import CORPUS, INGEST_METRICS, LABELS, RAW_DIR
 from nlpdag.config.base import load_params
 from nlpdag.config.data import DataParams
+from nlpdag.errors import cli_main
+from nlpdag.io.tables import write_json
+from nlpdag.text.corpus import default_corpus_path, ingest_chunks, iter_corpus
 
 
 @cli_main

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-from nlpdag.embeddings.pretrained import METHOD, load_vectors
-from nlpdag.errors import cli_main
+
 from nlpdag.config.base import load_params
 from nlpdag.config.pretrained import PretrainedParams
+from nlpdag.embeddings.pretrained import METHOD, load_vectors
+from nlpdag.errors import cli_main
 from nlpdag.io.vectors import Timer, write_vectors
 
 

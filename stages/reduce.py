@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 import logging
+
 import torch
-from nlpdag.embeddings.reduce import check_dim, load_inputs, reduce_method, write_loss_csv
-from nlpdag.catalog import check_methods, REDUCE_METRICS
-from nlpdag.training.devices import resolve_device
-from nlpdag.training.progress import live
-from nlpdag.errors import cli_main
-from nlpdag.io.tables import write_json
-from nlpdag.config.base import StageParams
-from nlpdag.config.base import load_params
+from threadpoolctl import threadpool_limits
+
+from nlpdag.catalog import REDUCE_METRICS, check_methods
+from nlpdag.config.base import StageParams, load_params
 from nlpdag.config.evaluate import EvaluateParams
 from nlpdag.config.reduce import ReduceParams
+from nlpdag.embeddings.reduce import check_dim, load_inputs, reduce_method, write_loss_csv
+from nlpdag.errors import cli_main
+from nlpdag.io.tables import write_json
 from nlpdag.io.vectors import Timer
-from threadpoolctl import threadpool_limits
+from nlpdag.training.devices import resolve_device
+from nlpdag.training.progress import live
 
 
 def run(params: StageParams, device: torch.device) -> dict:

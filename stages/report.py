@@ -1,12 +1,12 @@
 """DVC stage `report`: wiring only; the logic is nlpdag.report.build."""
 from __future__ import annotations
 
+from nlpdag.catalog import FIGURES, INDEX
 from nlpdag.config.base import load_params
 from nlpdag.config.evaluate import EvaluateParams
 from nlpdag.config.report import ReportParams
 from nlpdag.errors import cli_main
 from nlpdag.report.build import run
-from nlpdag.catalog import FIGURES, INDEX
 
 
 @cli_main

@@ -1,13 +1,13 @@
 """DVC stage `tokenise`: wiring only; the logic is nlpdag.text.tokenise."""
 from __future__ import annotations
 
-from nlpdag.text.tokenise import tokenise_chunks
 from nlpdag.catalog import CORPUS, PHRASES, TOKENISE_METRICS, TOKENS, VOCAB
-from nlpdag.io.chunks import iter_batches
-from nlpdag.errors import cli_main
-from nlpdag.io.tables import write_json, write_table
 from nlpdag.config.base import load_params
 from nlpdag.config.tokenise import TokeniseParams
+from nlpdag.errors import cli_main
+from nlpdag.io.chunks import iter_batches
+from nlpdag.io.tables import write_json, write_table
+from nlpdag.text.tokenise import tokenise_chunks
 
 
 @cli_main

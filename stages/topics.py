@@ -4,17 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from nlpdag.models.topics import check_params, fit_autoencoder, fit_nmf, is_stop_word, npmi_coherence, read_inputs, reconstruction_mse, top_word_ids, topics_frame
+from threadpoolctl import threadpool_limits
+
 from nlpdag.catalog import TOPICS, TOPICS_METRICS
-from nlpdag.training.devices import resolve_device
-from nlpdag.training.progress import DVCLiveLogger, live
+from nlpdag.config.base import StageParams, load_params
+from nlpdag.config.topics import TopicsParams
 from nlpdag.errors import cli_main
 from nlpdag.io.tables import write_json, write_table
-from nlpdag.config.base import StageParams
-from nlpdag.config.base import load_params
-from nlpdag.config.topics import TopicsParams
 from nlpdag.io.vectors import Timer
-from threadpoolctl import threadpool_limits
+from nlpdag.models.topics import (check_params, fit_autoencoder, fit_nmf, is_stop_word, npmi_coherence,
+                                  read_inputs, reconstruction_mse, top_word_ids, topics_frame)
+from nlpdag.training.devices import resolve_device
+from nlpdag.training.progress import DVCLiveLogger, live
 
 
 def run(params: StageParams, device: torch.device) -> dict:

@@ -1,12 +1,12 @@
 """DVC stage `tsne`: wiring only; the logic is nlpdag.report.tsne."""
 from __future__ import annotations
 
+from nlpdag.catalog import TSNE_DIR
 from nlpdag.config.base import load_params
 from nlpdag.config.tsne import TsneParams
 from nlpdag.errors import cli_main
 from nlpdag.io.vectors import Timer
 from nlpdag.report.tsne import run
-from nlpdag.catalog import TSNE_DIR
 
 
 @cli_main

@@ -1,20 +1,17 @@
 """DVC stage `word2vec`: wiring only; the logic is nlpdag.embeddings.word2vec."""
 from __future__ import annotations
 
-import sys
-from nlpdag.embeddings.word2vec import ARCHS, train_word2vec
-from nlpdag.errors import StageError, cli_main
-from nlpdag.embeddings.gensim_train import EpochLogger, corpus_file, write_keyed_vectors
-from nlpdag.config.base import load_params
+from nlpdag.config.base import foreach_item, load_params
 from nlpdag.config.word2vec import Word2VecParams
+from nlpdag.embeddings.gensim_train import EpochLogger, corpus_file, write_keyed_vectors
+from nlpdag.embeddings.word2vec import ARCHS, train_word2vec
+from nlpdag.errors import cli_main
 from nlpdag.io.vectors import Timer, write_train_info
 
 
 @cli_main
 def main() -> None:
-    arch = sys.argv[1] if len(sys.argv) > 1 else ""
-    if arch not in ARCHS:
-        raise StageError(f"usage: python -m stages.word2vec {{{'|'.join(ARCHS)}}} (got {arch!r})")
+    arch = foreach_item("word2vec", ARCHS)
     params = load_params(word2vec=Word2VecParams)
     method = f"word2vec_{arch}"
     logger = EpochLogger(method, params.word2vec.epochs)

@@ -1,4 +1,4 @@
-"""The course's claims (stages/claims.py): each verdict follows from the numbers as stated."""
+"""The course's claims (nlpdag/report/claims.py): each verdict follows from the numbers as stated."""
 from nlpdag.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, SUPPORTED, check_claims, human,
                            long_documents_claim, wilson)
 

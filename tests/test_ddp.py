@@ -1,4 +1,4 @@
-"""Multi-process training (stages/distributed.py): two gloo processes on the CPU train the classifier
+"""Multi-process training (nlpdag/training/distributed.py): two gloo processes on the CPU train the classifier
 as one process does on the same global batch, only rank 0 writes, and the `classify` stage runs under
 torchrun."""
 import json
@@ -21,7 +21,7 @@ from nlpdag.config.params import load_params as load_all_params
 from nlpdag.training import distributed as dd
 from nlpdag.io.tables import read_frame
 from nlpdag.models.rnn import RNNClassifier, RNNConfig
-from nlpdag.training.sequences import fit_classifier
+from nlpdag.models.sequences import fit_classifier
 from nlpdag.training.trainer import Trainer, TrainerConfig
 from test_classify import make_workspace
 

@@ -1,4 +1,4 @@
-"""The evaluation protocol (stages/evaluation.py): order-free splits, bootstrap intervals, the paired
+"""The evaluation protocol (nlpdag/evaluation/protocol.py): order-free splits, bootstrap intervals, the paired
 test behind "winner" / "tied", and choices that never look at the test split."""
 import json
 

@@ -1,4 +1,4 @@
-"""The recurrent classifiers (stages/rnn.py) and their data, trainer and pre-training (stages/seqtrain.py),
+"""The recurrent classifiers (nlpdag/models/rnn.py) and their data, trainer and pre-training (nlpdag/models/sequences.py),
 on tiny synthetic data."""
 import itertools
 
@@ -10,8 +10,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nlpdag.errors import StageError
 from nlpdag.models.rnn import PAD, UNK, RNNClassifier, RNNConfig, TokenOutput, flip_index
-from nlpdag.training.pretraining import pretrain_encoder
-from nlpdag.training.sequences import (Batches, encode_docs, evaluate, fit_classifier, load_checkpoint, predict,
+from nlpdag.models.pretraining import pretrain_encoder
+from nlpdag.models.sequences import (Batches, encode_docs, evaluate, fit_classifier, load_checkpoint, predict,
                                       save_checkpoint, validation_split, vocab_index)
 from nlpdag.training.trainer import TrainerConfig
 

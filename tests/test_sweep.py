@@ -21,7 +21,7 @@ import yaml
 from conftest import ROOT, client_env, clone_repo, copy_repo, run, run_env
 from nlpdag.runs.grid import (GridError, grid_points, load_grid_file, parse_set_options, set_args, split_values,
                         validate_points)
-from nlpdag.runs.submit import point_names
+from flows.submit import point_names
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -58,7 +58,7 @@ def test_bad_grid_is_one_line(option, message):
 
 
 def test_default_dvc_remote_and_targets():
-    from nlpdag.runs.submit import SweepError, check_targets, default_dvc_remote
+    from flows.submit import SweepError, check_targets, default_dvc_remote
 
     config = "[core]\n    remote = shared\n['remote \"shared\"']\n    url = /tmp/store\n"
     assert default_dvc_remote(config) == "shared"
@@ -184,7 +184,7 @@ def test_silent_point_is_crashed_and_resubmitted(prefect_server, tmp_path):
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Running
 
-    from nlpdag.runs import submit as sub
+    from flows import submit as sub
 
     url = prefect_server["url"]
     with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
@@ -365,7 +365,7 @@ def test_sweep_on_workers_one_stopped_one_killed(small_baseline, tmp_path):
         beating = {e["resource"]["prefect.resource.id"] for e in beats
                    if deployment in {r["prefect.resource.id"] for r in e["related"]}}
         assert beating >= {f"prefect.flow-run.{runs[n]['id']}" for n in names}, beats[:2]
-        from nlpdag.runs.submit import UNRESPONSIVE
+        from flows.submit import UNRESPONSIVE
         assert [a["name"] for a in api(url, "automations/filter")] == [UNRESPONSIVE]
 
         # A worker killed without a word (SIGKILL: nothing handed back) while it runs point 01 again:

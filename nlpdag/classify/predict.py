@@ -50,7 +50,7 @@ def default_model(root: Path = Path(".")) -> str:
 
 
 def load_classifier(name: str | None = None, root: Path = Path(".")) -> Classifier:
-    from nlpdag.training.sequences import load_checkpoint
+    from nlpdag.models.sequences import load_checkpoint
 
     name = name or default_model(root)
     path = root / CLASSIFY_MODELS / name / "model.pt"
@@ -80,7 +80,7 @@ def load_classifier(name: str | None = None, root: Path = Path(".")) -> Classifi
 def predict_texts(clf: Classifier, texts: Sequence[str]) -> pd.DataFrame:
     """One row per text: text, label, confidence and the probability of every label."""
     from nlpdag.config.tokenise import TokeniseParams
-    from nlpdag.training.sequences import encode_docs, predict
+    from nlpdag.models.sequences import encode_docs, predict
     from nlpdag.text.tokenise import tokenise_texts
 
     for k, text in enumerate(texts):

@@ -1,17 +1,17 @@
 """Stage `classify`: sentiment (or any labels) from every representation, judged on one test split.
 
-Baselines (stages/baselines.py), each a logistic regression or SVM on fixed features:
+Baselines (nlpdag/models/baselines.py), each a logistic regression or SVM on fixed features:
 - `tfidf_logreg`: the `bow` stage's TF-IDF 1..n-gram model, read from its outputs (not refitted).
 - `nb_logreg`, `nbsvm`: word 1-2-gram presence scaled by the naive-Bayes log-count ratio (Wang &
   Manning 2012), with logistic regression or the interpolated linear SVM.
 - `mean@<method>`, `idf_mean@<method>`: the (IDF-weighted) mean of a document's word vectors.
 - `docvec@doc2vec_dm`, `docvec@doc2vec_dbow`, `docvec@doc2vec_dm+doc2vec_dbow`: the Doc2Vec document vectors.
-Neural models (stages/rnn.py, trained by stages/seqtrain.py), one per entry of `classify.models`,
+Neural models (nlpdag/models/rnn.py, trained by nlpdag/models/sequences.py), one per entry of `classify.models`,
 named "<cell>[-bi]-<pooling>@<embedding>": the embedding layer starts from a method's word vectors
 (`word2vec_skipgram`, `glove__vae`, `pretrained`...) or at random. Words of the vocabulary that the
 embedding lacks are mapped to the learned unknown-word vector, except with `fasttext`, which builds
 them from their character n-grams. Every choice is made on the validation slice of the training split
-that ingest chose (data.val_fraction, stratified by label and source; stages/evaluation.py): each
+that ingest chose (data.val_fraction, stratified by label and source; nlpdag/evaluation/protocol.py): each
 baseline's C (then refitted on the whole training split), the neural models' epochs (early stopping),
 the default model of `nlpdag predict`, the attention panel. The test split is scored once.
 
@@ -25,7 +25,7 @@ data/classify/states.parquet (each neural model's pooled states of the test docu
 data/models/classify/<name>/ (what `nlpdag predict` loads).
 
 Under `torchrun --nproc_per_node N -m stages.classify` every rank trains the neural models together
-(DistributedDataParallel, stages/distributed.py); rank 0 alone fits the baselines, predicts, logs and
+(DistributedDataParallel, nlpdag/training/distributed.py); rank 0 alone fits the baselines, predicts, logs and
 writes every output.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ from nlpdag.catalog import BOW_METRICS, BOW_PREDICTIONS, CHECKPOINTS, CORPUS, DO
 
 def validation_split(data: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Positions (within the training split) of the fitting part and of the validation slice that
-    ingest chose (stratified by label and source, a function of the texts: stages/evaluation.py)."""
+    ingest chose (stratified by label and source, a function of the texts: nlpdag/evaluation/protocol.py)."""
     val = data.validation[data.train]
     if val.sum() == 0 or val.all():
         raise StageError(f"{CORPUS}: the validation slice of the training split is empty or all of it "
@@ -252,8 +252,8 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
     """Train one model; returns its Result (None on ranks other than 0, which only help train), the
     model and what `nlpdag predict` needs to rebuild it. `live`: the stage's DVCLive logger."""
     from nlpdag.models.rnn import RNNClassifier, RNNConfig
-    from nlpdag.training.pretraining import pretrain_encoder
-    from nlpdag.training.sequences import encode_docs, fit_classifier, predict
+    from nlpdag.models.pretraining import pretrain_encoder
+    from nlpdag.models.sequences import encode_docs, fit_classifier, predict
     from nlpdag.training.progress import DVCLiveLogger
     from nlpdag.training.trainer import TrainerConfig
 

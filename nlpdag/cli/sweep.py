@@ -1,6 +1,6 @@
 """`nlpdag sweep`, `nlpdag resubmit`, `nlpdag worker`: parameter grids on Prefect workers.
 
-Plain functions with typer defaults; flows/cli.py registers them as commands.
+Plain functions with typer defaults; nlpdag/cli/commands.py registers them as commands.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _sweep_server(root: Path) -> str:
 
 def _wait(client, runs: list, timeout: float) -> None:
     """Poll the points until all are final, print their table; exit 1 unless all completed."""
-    from nlpdag.runs import submit as sub
+    from flows import submit as sub
 
     ok = sub.wait(client, runs, timeout, say=lambda line: typer.echo(f"nlpdag: {line}", err=True))
     typer.echo(sub.table(runs))
@@ -57,7 +57,7 @@ def sweep(
 ) -> None:
     """Submit one Prefect flow run per grid point; workers run each as a DVC experiment and push it."""
     from nlpdag.runs.grid import GridError, grid_points, load_grid_file, parse_set_options
-    from nlpdag.runs.submit import SweepError, check_repo, experiment_prefix, heartbeat_seconds
+    from flows.submit import SweepError, check_repo, experiment_prefix, heartbeat_seconds
 
     root = _root(repo)
     try:
@@ -77,7 +77,7 @@ def sweep(
     url = _sweep_server(root)
     from prefect.client.orchestration import get_client
 
-    from nlpdag.runs import submit as sub
+    from flows import submit as sub
 
     with get_client(sync_client=True) as client:
         workers = sub.online_workers(client, pool)
@@ -113,7 +113,7 @@ def resubmit(
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    from nlpdag.runs import submit as sub
+    from flows import submit as sub
     from flows.sweep import FLOW_NAME
 
     with get_client(sync_client=True) as client:

@@ -46,7 +46,7 @@ class StageParams(Group):
     chunk_docs: int = Field(default=5000, ge=1)
 
 
-def _no_nulls(values: Any, groups: set[str]) -> Any:
+def no_nulls(values: Any, groups: set[str]) -> Any:
     # `group:` with nothing under it parses as None; treat it as "all defaults".
     if isinstance(values, dict):
         return {k: ({} if v is None and k in groups else v) for k, v in values.items()}
@@ -100,4 +100,15 @@ def load_params(path: str | Path = PARAMS_FILE, **groups: type[Group]):
         raise StageError(f"{path}: {unknown[0]}: unknown key; allowed: {', '.join(GROUPS)}")
     mine = {k: v for k, v in raw.items() if k in groups or k in StageParams.model_fields}
     model = create_model("Params", __base__=StageParams, **{name: (schema, schema()) for name, schema in groups.items()})
-    return validate(model, _no_nulls(mine, set(groups)), str(path))
+    return validate(model, no_nulls(mine, set(groups)), str(path))
+
+
+def foreach_item(stage: str, choices) -> str:
+    """The `${item}` dvc.yaml's foreach passes a stage as its argument (word2vec's architecture,
+    doc2vec's mode), checked against `choices`."""
+    import sys
+
+    item = sys.argv[1] if len(sys.argv) > 1 else ""
+    if item not in choices:
+        raise StageError(f"usage: python -m stages.{stage} {{{'|'.join(choices)}}} (got {item!r})")
+    return item

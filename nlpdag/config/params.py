@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import model_validator
 
 from nlpdag.catalog import PARAMS_FILE
-from nlpdag.config.base import GROUPS, StageParams, _no_nulls, read_yaml, validate
+from nlpdag.config.base import GROUPS, StageParams, no_nulls, read_yaml, validate
 from nlpdag.config.bow import BowParams
 from nlpdag.config.classify import ClassifyParams
 from nlpdag.config.cooccur import CooccurParams
@@ -44,8 +44,8 @@ class Params(StageParams):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nulls_for_groups(cls, values):
-        return _no_nulls(values, set(GROUPS) - set(StageParams.model_fields))
+    def no_nulls_for_groups(cls, values):
+        return no_nulls(values, set(GROUPS) - set(StageParams.model_fields))
 
 
 def parse_params(raw: dict | None, source: str = str(PARAMS_FILE)) -> Params:

@@ -44,8 +44,3 @@ def unseen_word_scores(model: FastText, words: list[str], n: int = 10) -> dict:
     found = [w in {v for v, _ in model.wv.most_similar(m, topn=n)} for w, m in probes]
     return {"typos": len(found), f"typo_top{n}": round(float(np.mean(found)), 4) if found else None,
             "examples": [[m, w, bool(ok)] for (w, m), ok in list(zip(probes, found))[:8]]}
-
-
-def word_vector(model: FastText, word: str) -> np.ndarray:
-    """The vector of any word, seen in training or not (from its character n-grams)."""
-    return model.wv[word]

@@ -29,7 +29,7 @@ def corpus_file(tokens_path: str | Path = TOKENS, splits: tuple[str, ...] = ("tr
                 batch_rows: int = 4096, bucket_docs: int = 20000) -> Iterator[tuple[str, list[int]]]:
     """A temporary LineSentence file (one document per line, tokens joined by spaces) of the chosen
     splits, in a seeded shuffled order that depends on the documents alone (sorted by each line's
-    key, stages/evaluation.py), never on the file's order: a corpus sorted by label would otherwise
+    key, nlpdag/evaluation/protocol.py), never on the file's order: a corpus sorted by label would otherwise
     train on one label at a time. Yields (path, doc_ids in line order).
 
     Streamed from the Parquet tokens in row batches: lines go to bucket files by the top bits of

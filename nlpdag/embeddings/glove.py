@@ -170,7 +170,7 @@ class Glove:
 
     def __init__(self, size: int = 100, x_max: float = 100.0, alpha: float = 0.75, learning_rate: float = 0.05,
                  epochs: int = 15, batch_size: int = 4096, device: str = "auto", seed: int = 0,
-                 threads: int | None = None, callbacks: Sequence[Callback] | None = None, verbose: bool = False):
+                 threads: int | None = None, callbacks: Sequence[Callback] | None = None):
         self.size = size
         self.x_max = x_max
         self.alpha = alpha
@@ -181,7 +181,6 @@ class Glove:
         self.seed = seed
         self.threads = threads
         self.callbacks = callbacks
-        self.verbose = verbose
 
     def fit(self, i: np.ndarray | torch.Tensor, j: np.ndarray | torch.Tensor, x: np.ndarray | torch.Tensor,
             vocab_size: int | None = None) -> "Glove":
@@ -231,9 +230,6 @@ class Glove:
                     del epoch_pairs
                     loss = total / len(pairs)
                     self.loss_.append(loss)
-                    if self.verbose and dd.is_main():
-                        print(f"glove: epoch {epoch}/{self.epochs}  loss {loss:.6f}  "
-                              f"{time.perf_counter() - start:.1f} s", flush=True)
                     self.seconds_.append(time.perf_counter() - start)
                     if any(callback(epoch, loss, self) for callback in self.callbacks or ()):
                         break

@@ -1,7 +1,7 @@
 """Stage `reduce`: each method's word vectors reduced from their size to `reduce.dim`, by PCA (the
 reference) and four PyTorch auto-encoders, all scored by the same intrinsic evaluation as `evaluate`.
 
-Reducers (stages/autoencoders.py), all on inputs standardised per dimension when `reduce.standardise`:
+Reducers (nlpdag/models/autoencoders.py), all on inputs standardised per dimension when `reduce.standardise`:
 - `pca`: scikit-learn PCA; the reduced vectors are the principal-component scores.
 - `ae`: one code layer, Linear + `reduce.activation`, linear decoder.
 - `dae`: the same, trained to reconstruct clean inputs from corrupted ones (`reduce.noise`: masking

@@ -2,7 +2,7 @@
 one the same way, so that memory is bounded by `chunk_docs` (params.yaml), not by the corpus.
 
 A `ChunkWriter` writes to a temporary name and renames it into place only when every chunk has been
-written (the same guarantee as `stages.io.write_table`), one row group per chunk, so the next stage
+written (the same guarantee as `nlpdag.io.tables.write_table`), one row group per chunk, so the next stage
 can iterate row groups.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Recurrent sequence classifiers (Elman RNN, LSTM, GRU; uni- or bidirectional; four poolings) for the
-`classify` stage, and the pieces their pre-training (nlpdag/training/pretraining.py `pretrain_encoder`) reuses.
+`classify` stage, and the pieces their pre-training (nlpdag/models/pretraining.py `pretrain_encoder`) reuses.
 
 Input: ids (B, T) int64, padded with PAD = 0 after each document's `lengths[b]` real tokens (UNK = 1,
 words from 2, most frequent first). Output of `encode`: one vector per document (B, D), D = hidden x

@@ -6,7 +6,7 @@ The matrix: the TF-IDF rows (`bow`) of the training split, restricted to the top
 (`topics.stop_words: english`, scikit-learn's list; "it's" counts as "it"), that hold a letter, and
 that appear in at most `topics.max_df` of the training documents (near-ubiquitous words say nothing
 about a topic).
-The auto-encoder (stages/autoencoders.py `TopicAutoEncoder`): code = relu(Linear(x)), n_topics
+The auto-encoder (nlpdag/models/autoencoders.py `TopicAutoEncoder`): code = relu(Linear(x)), n_topics
 non-negative units; reconstruction = code @ W with W (n_topics x words) non-negative and no bias, so it
 has NMF's form x ~ h W with an encoder that computes h. W is kept non-negative by projection (after
 every Adam step: clamped at zero, rows rescaled to unit length), starts from n_topics random training

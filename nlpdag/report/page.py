@@ -34,7 +34,7 @@ def esc(value: object) -> str:
 
 
 def named(name: str, suffix: str = "") -> Markup:
-    """A row's human name (stages/claims.py) with its id in small print."""
+    """A row's human name (nlpdag/report/claims.py) with its id in small print."""
     from nlpdag.report.claims import human
 
     title = human(name)

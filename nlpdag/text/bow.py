@@ -158,7 +158,7 @@ def from_triplets(table: pa.Table, n_columns: int) -> tuple[sp.csr_matrix, np.nd
     return matrix, doc[starts]
 
 
-def _docs(batches: Batches, rows: np.ndarray) -> Iterator[list[str]]:
+def token_lists(batches: Batches, rows: np.ndarray) -> Iterator[list[str]]:
     """The token lists of the rows where `rows` (a mask over the tokens table) is true, streamed."""
     at = 0
     for _, _, docs in _doc_batches(batches):

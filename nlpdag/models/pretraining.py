@@ -13,7 +13,7 @@ from torch import nn
 
 from nlpdag.models.rnn import PretrainHead, RNNClassifier
 from nlpdag.training.progress import Progress
-from nlpdag.training.sequences import Batches
+from nlpdag.models.sequences import Batches
 from nlpdag.training.trainer import Trainer, TrainerConfig
 
 

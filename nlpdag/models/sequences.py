@@ -1,4 +1,4 @@
-"""Data and training for the recurrent classifiers of stages/rnn.py.
+"""Data and training for the recurrent classifiers of nlpdag/models/rnn.py.
 
 - `encode_docs`: token lists -> id arrays (PAD 0, UNK 1, words from 2), truncated to `max_len` from the
   head, the tail, or both (Sun et al. 2019: the first quarter and the last three quarters).
@@ -11,7 +11,7 @@
   gradient norm before clipping kept, and a checkpoint after every epoch from which an interrupted run
   resumes and ends with the same weights as an uninterrupted one. The validation split is the
   caller's (see `validation_split`); without one it trains all epochs and keeps the last weights.
-- `predict`, `save_checkpoint` / `load_checkpoint`. Pre-training is nlpdag/training/pretraining.py's.
+- `predict`, `save_checkpoint` / `load_checkpoint`. Pre-training is nlpdag/models/pretraining.py's.
 """
 from __future__ import annotations
 
