@@ -1,1 +1,1 @@
-"""nlpdag pipeline stages: one module per DVC stage, each with pure functions and a thin `main`."""
+"""The DVC entry points: one short script per stage of dvc.yaml, wiring only (the logic is nlpdag's)."""

@@ -233,3 +233,15 @@ def test_truncation_and_validation_split():
     with pytest.raises(StageError, match="validation slice"):
         classify.validation_split(classify.Dataset(data.doc_ids, data.y, data.sources, data.docs, train, ["0", "1"],
                                                    np.zeros(len(train), bool)))
+
+
+def test_no_neural_model_still_writes_every_declared_output(tmp_path, monkeypatch):
+    """classify.models: [] (baselines only) leaves the folders dvc.yaml declares, empty, so DVC can
+    commit the stage."""
+    make_workspace(tmp_path, 2, [], ["nb_logreg"])
+    monkeypatch.chdir(tmp_path)
+    summary = classify_stage.run(load_all_params(), log=lambda *_: None)
+    assert summary["best_neural"]["overall"] is None
+    for folder in (catalog.CURVES_DIR, catalog.CONFUSION_DIR, catalog.LIVE_DIR / "classify/plots/custom"):
+        assert (tmp_path / folder).is_dir(), folder
+    assert not list((tmp_path / catalog.CURVES_DIR).iterdir())

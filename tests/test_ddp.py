@@ -21,6 +21,7 @@ from nlpdag.config.params import load_params as load_all_params
 from nlpdag.training import distributed as dd
 from nlpdag.io.tables import read_frame
 from nlpdag.models.rnn import RNNClassifier, RNNConfig
+from nlpdag.models.pretraining import pretrain_encoder
 from nlpdag.models.sequences import fit_classifier
 from nlpdag.training.trainer import Trainer, TrainerConfig
 from test_classify import make_workspace
@@ -75,6 +76,14 @@ def train(checkpoint: str | None, callbacks=()) -> Trainer:
     return fit_classifier(model, config, seqs, y, val, y_val, callbacks)
 
 
+def pretrained() -> RNNClassifier:
+    """Language-model pre-training, which leaves the output layer unused: every rank runs all of it alone."""
+    torch.manual_seed(0)
+    model = RNNClassifier(RNNConfig(vocab_size=V, n_classes=3, embed_dim=8, hidden=8, pooling="max", dropout=0.0))
+    pretrain_encoder(model, toy(36, seed=2)[0], "lm", 2, TrainerConfig(batch_size=7, learning_rate=3e-2, clip=1.0))
+    return model
+
+
 def worker(rank: int, port: int, out: Path) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE="2")
@@ -89,6 +98,7 @@ def worker(rank: int, port: int, out: Path) -> None:
         trainer = train(str(checkpoint))
         torch.save({"state_dict": trainer.model.state_dict(), "history": trainer.history_,
                     "grad_norms": trainer.grad_norms_, "best_epoch": trainer.best_epoch_}, out / f"result{rank}.pt")
+        torch.save(pretrained().state_dict(), out / f"pretrained{rank}.pt")
 
 
 @pytest.mark.slow  # ~30 s on a busy 2-core machine, mostly the two processes importing torch
@@ -110,6 +120,10 @@ def test_two_processes_train_as_one(tmp_path):
         for name, value in single.model.state_dict().items():
             np.testing.assert_allclose(result["state_dict"][name].numpy(), value.numpy(), rtol=1e-4, atol=1e-5,
                                        err_msg=name)
+    alone = pretrained().state_dict()
+    for r in (0, 1):
+        got = torch.load(tmp_path / f"pretrained{r}.pt", weights_only=True)
+        assert all(torch.equal(got[k], alone[k]) for k in alone), f"rank {r} pre-training differs from one process"
     # Both ranks end with the very same weights (DDP's gradients are identical on every rank).
     for name, value in results[0]["state_dict"].items():
         assert torch.equal(value, results[1]["state_dict"][name]), name

@@ -245,3 +245,20 @@ def test_vectors_header_larger_than_the_file_is_refused(tmp_path):
     (tmp_path / "v.bin.gz").write_bytes(b"\x1f\x8b" + b"\x00" * 10)
     with pytest.raises(StageError, match="compressed"):
         load_vectors(tmp_path / "v.bin.gz")
+
+
+def test_fasttext_model_round_trips_in_facebook_format(tmp_path):
+    """The full model, saved without a pickle, gives the same vectors back, unseen words included."""
+    from nlpdag.io.native import load_fasttext, save_fasttext
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(" ".join(doc) for doc in toy_docs(60)) + "\n")
+    model = train_fasttext(str(text), FasttextParams(size=8, min_count=1, epochs=2, workers=1, bucket=1000), seed=0)
+    path = tmp_path / "models" / "fasttext.bin"
+    save_fasttext(model, path)
+    assert path.read_bytes()[:4] != b"\x80\x04\x95"[:4] and not list(path.parent.glob(".*tmp"))
+    loaded = load_fasttext(path)
+    for word in ("king", "queenly", "zzz"):
+        np.testing.assert_allclose(loaded.wv[word], model.wv[word], rtol=1e-6, atol=1e-7)
+    with pytest.raises(StageError, match="fasttext.bin: FastText model not found"):
+        load_fasttext(tmp_path / "fasttext.bin")

@@ -17,8 +17,7 @@ from nlpdag.embeddings.evaluate import analogy_scores, keyed_vectors
 from nlpdag.config.evaluate import EvaluateParams
 from nlpdag.config.reduce import ReduceParams
 from nlpdag.catalog import check_methods
-from nlpdag.embeddings.reduce import (build_model, check_dim, load_inputs, reduce_autoencoder, reduce_method,
-                           reduce_pca, split, standardise, write_loss_csv)
+from nlpdag.embeddings.reduce import Reducer, build_model, check_dim, load_inputs, reduce_method, split, write_loss_csv
 from nlpdag.io.vectors import read_vectors, write_vectors
 from nlpdag.training.trainer import TrainerConfig
 
@@ -26,6 +25,13 @@ from nlpdag.training.trainer import TrainerConfig
 def ae_config(**kw) -> TrainerConfig:
     """The auto-encoders' settings in the stages: Adam (fused), float32."""
     return TrainerConfig(**{**dict(optimizer="adam", fused=True, amp=False, batch_size=256), **kw})
+
+
+
+def standardise(x: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance per column, as `reduce.standardise` has it (the reducer's own fit)."""
+    return Reducer("pca", ReduceParams(dim=1)).fit(x).standardised(x)
+
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -121,8 +127,9 @@ def test_linear_autoencoder_finds_the_pca_subspace():
     pca = PCA(n_components=3).fit(x)
     decoder = linears(model.decoder)[0].weight.detach().numpy()  # (10, 3): spans the reconstructions
     assert np.degrees(subspace_angles(decoder, pca.components_.T)).max() < 3.0
-    codes, recon = reduce_pca(x, 3, seed=0)
-    assert codes.shape == (600, 3) and np.mean((x - recon) ** 2) < 0.01
+    pca = Reducer("pca", params.model_copy(update={"standardise": False})).fit(x)
+    codes, recon = pca.transform(x), pca.reconstruct(x)
+    assert codes.shape == (600, 3) and codes.dtype == np.float32 and np.mean((x - recon) ** 2) < 0.01
 
 
 def test_early_stopping_stops_and_restores_the_best_weights():
@@ -156,13 +163,25 @@ def test_trainer_early_stopping_end_to_end():
 def test_reduction_is_seeded_and_deterministic():
     x = standardise(low_rank())
     for reducer in ("dae", "vae"):
-        a = reduce_autoencoder(x, reducer, TINY, seed=3)
-        b = reduce_autoencoder(x, reducer, TINY, seed=3)
-        np.testing.assert_array_equal(a[0], b[0])
-        assert [{k: v for k, v in h.items() if k != "seconds"} for h in a[2]] == \
-            [{k: v for k, v in h.items() if k != "seconds"} for h in b[2]]
+        a, b = (Reducer(reducer, TINY, seed=3).fit(x) for _ in range(2))
+        np.testing.assert_array_equal(a.transform(x), b.transform(x))
+        assert [{k: v for k, v in h.items() if k != "seconds"} for h in a.history_] == \
+            [{k: v for k, v in h.items() if k != "seconds"} for h in b.history_]
     train_rows, val_rows = split(400, 0.1, seed=3)
     assert len(val_rows) == 40 and not set(train_rows) & set(val_rows)
+
+
+@pytest.mark.parametrize("kind", ["pca", "ae", "stacked_ae", "vae"])
+def test_a_fitted_reducer_reduces_words_it_never_saw(kind):
+    """fit/transform: the standardisation and the model are learnt once; a new word's vector (a
+    FastText typo, say) is reduced as it would be inside the fitted vocabulary."""
+    x = low_rank() * 3 + 1
+    fitted = Reducer(kind, TINY, seed=0).fit(x[:-5])
+    assert fitted.mean_.shape == (x.shape[1],) and fitted.scale_.shape == (x.shape[1],)
+    new = fitted.transform(x[-5:])
+    assert new.shape == (5, TINY.dim) and np.isfinite(new).all()
+    np.testing.assert_allclose(new, fitted.transform(x)[-5:], rtol=1e-5, atol=1e-6)
+    assert fitted.reconstruct(x[-5:]).shape == (5, x.shape[1])
 
 
 def test_reduce_method_outputs(tmp_path):

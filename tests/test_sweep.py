@@ -39,8 +39,8 @@ def test_set_options_parse_like_dvc_and_product_in_order():
 
 def test_grid_file_nested_or_dotted(tmp_path):
     path = tmp_path / "grid.yaml"
-    path.write_text("topics:\n  n_topics: [3, 4]\nreport.neighbours: 5\n")
-    assert load_grid_file(path) == {"topics.n_topics": [3, 4], "report.neighbours": [5]}
+    path.write_text("topics:\n  n_topics: [3, 4]\nreport.neighbours_shown: 5\n")
+    assert load_grid_file(path) == {"topics.n_topics": [3, 4], "report.neighbours_shown": [5]}
     with pytest.raises(GridError, match="grid file not found"):
         load_grid_file(tmp_path / "nope.yaml")
 

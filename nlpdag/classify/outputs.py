@@ -165,6 +165,7 @@ def write_outputs(results: list[Result], models: dict, data: Dataset, params: Cl
     labels = np.array(data.labels)
     for folder in (CURVES_DIR, CONFUSION_DIR):  # a model dropped from the params leaves no stale file
         shutil.rmtree(folder, ignore_errors=True)
+        Path(folder).mkdir(parents=True)  # declared outputs: present even when no model wrote into them
     for r in results:
         pred = r.proba.argmax(axis=1)
         with atomic_path(CONFUSION_DIR / f"{r.name}.csv") as tmp:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,9 +45,8 @@ from nlpdag.catalog import METHODS
 from nlpdag.io.tables import read_frame, read_json, read_table
 from nlpdag.config.classify import MODEL_SPEC
 from nlpdag.config.classify import ClassifyParams
-from nlpdag.config.base import StageParams
-from nlpdag.classify.dataset import Dataset, Result, load_dataset
-from nlpdag.classify.outputs import truncate, validation_accuracy, write_outputs
+from nlpdag.classify.dataset import Dataset, Result
+from nlpdag.classify.outputs import truncate, validation_accuracy
 from nlpdag.io.vectors import read_vectors
 from nlpdag.catalog import EMBEDDINGS_DIR
 from nlpdag.catalog import BOW_METRICS, BOW_PREDICTIONS, CHECKPOINTS, CORPUS, DOCVECS_DIR, LABELS, REDUCED_DIR, TOKENS, TRAIN_DIR, VOCAB

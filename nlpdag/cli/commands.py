@@ -282,7 +282,7 @@ def read_text_file(path: Path) -> str:
 
 def app() -> None:
     """The `nlpdag` entry point: an unexpected error from any command is one line and exit 2
-    (stages.errors.report), its traceback only with NLPDAG_DEBUG=1."""
+    (nlpdag.errors.report), its traceback only with NLPDAG_DEBUG=1."""
     from nlpdag.errors import report
 
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "")

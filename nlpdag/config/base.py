@@ -95,9 +95,10 @@ def load_params(path: str | Path = PARAMS_FILE, **groups: type[Group]):
     """seed, chunk_docs and the named groups of params.yaml, validated (e.g. `load_params(bow=BowParams)`).
     Top-level keys are checked by name only, so a misspelt group is caught here too."""
     raw = read_yaml(path) or {}
-    unknown = sorted(set(raw) - set(GROUPS))
+    unknown = [key for key in raw if key not in GROUPS]
     if unknown:
-        raise StageError(f"{path}: {unknown[0]}: unknown key; allowed: {', '.join(GROUPS)}")
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise StageError(f"{path}: {unknown[0]}: unknown key; allowed: {', '.join(GROUPS)}{more}")
     mine = {k: v for k, v in raw.items() if k in groups or k in StageParams.model_fields}
     model = create_model("Params", __base__=StageParams, **{name: (schema, schema()) for name, schema in groups.items()})
     return validate(model, no_nulls(mine, set(groups)), str(path))

@@ -130,3 +130,25 @@ def load_method(method: str, folder: Path = EMBEDDINGS_DIR) -> KeyedVectors | No
     if not np.isfinite(matrix).all():
         raise StageError(f"{folder / f'{method}.parquet'}: vectors contain NaN or infinite values")
     return keyed_vectors(tokens, matrix)
+
+
+def run(params: EvaluateParams) -> None:
+    """The `evaluate` stage: every method's intrinsic scores and probe-word neighbours."""
+    logging.getLogger("gensim").setLevel(logging.WARNING)
+    metrics, probes = {}, {}
+    for method in METHODS:
+        kv = load_method(method)
+        if kv is None:
+            continue
+        scores = evaluate_vectors(kv, params)
+        info = Path(TRAIN_DIR) / f"{method}.json"
+        scores["train_seconds"] = read_json(info).get("train_seconds") if info.exists() else None
+        metrics[method] = scores
+        probes[method] = neighbours(kv, params.probe_words, params.neighbours)
+        if info.exists() and "unseen_words" in read_json(info):  # FastText's typo probes (stages/fasttext.py)
+            scores["unseen_words"] = read_json(info)["unseen_words"]
+        print(f"evaluate: {method:<13} analogy {scores['analogy_accuracy']} "
+              f"(coverage {scores['analogy_coverage']}), WS353 {scores['wordsim353_spearman']}, "
+              f"SimLex {scores['simlex999_spearman']}")
+    write_json(metrics, EMBEDDINGS_METRICS)
+    write_json(probes, NEIGHBOURS)

@@ -47,7 +47,6 @@ from nlpdag.training.devices import resolve_device
 from nlpdag.errors import StageError
 from nlpdag.io.tables import atomic_path, read_table
 
-from nlpdag.io.vectors import Timer, write_train_info, write_vectors
 from nlpdag.catalog import COOCCUR, GLOVE_LOSS, VOCAB
 
 METHOD = "glove"

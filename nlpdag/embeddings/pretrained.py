@@ -17,6 +17,7 @@ from gensim.models import KeyedVectors
 from nlpdag.errors import StageError
 
 from nlpdag.io.vectors import Timer, write_vectors
+from nlpdag.config.pretrained import PretrainedParams
 
 METHOD = "pretrained"
 
@@ -161,3 +162,15 @@ def load_vectors(path: str | Path, fmt: str = "auto") -> KeyedVectors:
     if not np.isfinite(kv.vectors).all():
         raise StageError(f"{path}: the vectors contain NaN or infinite values")
     return kv
+
+
+def run(params: PretrainedParams) -> None:
+    """The `pretrained` stage: the user's vectors file (or an empty table) in the embeddings format."""
+    with Timer() as timer:
+        if params.path is None:
+            write_vectors(METHOD, [], np.zeros((0, 1), dtype=np.float32))
+            print("pretrained: no pretrained.path set; wrote an empty table")
+            return
+        kv = load_vectors(params.path, params.format)
+    write_vectors(METHOD, list(kv.index_to_key), kv.vectors)
+    print(f"pretrained: {len(kv)} vectors of size {kv.vector_size} from {params.path}")

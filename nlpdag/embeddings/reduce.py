@@ -38,7 +38,6 @@ from nlpdag.training.progress import DVCLiveLogger, Progress
 from nlpdag.training.trainer import TrainerConfig
 from nlpdag.errors import StageError
 from nlpdag.embeddings.evaluate import evaluate_vectors, keyed_vectors
-from nlpdag.catalog import METHODS
 from nlpdag.io.tables import atomic_path, write_json
 from nlpdag.config.evaluate import EvaluateParams
 from nlpdag.config.base import StageParams
@@ -46,6 +45,9 @@ from nlpdag.config.reduce import ReduceParams
 from nlpdag.io.vectors import Timer, read_vectors, write_vectors
 from nlpdag.catalog import EMBEDDINGS_DIR
 from nlpdag.catalog import REDUCED_DIR, REDUCE_LOSS, REDUCE_METRICS
+from nlpdag.catalog import check_methods
+from nlpdag.training.progress import live
+from nlpdag.training.devices import resolve_device
 
 SCORES = ("analogy_accuracy", "wordsim353_spearman", "simlex999_spearman")
 
@@ -75,12 +77,6 @@ def check_dim(method: str, size: int, n_words: int, params: ReduceParams) -> Non
                          f"{params.val_fraction} of them for validation")
 
 
-def standardise(x: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance per column (constant columns only centred)."""
-    std = x.std(axis=0)
-    return ((x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
-
-
 def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, validation rows), a seeded random split of range(n)."""
     order = np.random.default_rng(seed).permutation(n)
@@ -90,13 +86,6 @@ def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarra
 
 def reconstruction_mse(x: np.ndarray, recon: np.ndarray) -> float:
     return float(np.mean(np.square(x.astype(np.float64) - recon)))
-
-
-def reduce_pca(x: np.ndarray, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores (N, dim), reconstruction (N, D))."""
-    pca = PCA(n_components=dim, random_state=seed).fit(x)
-    codes = pca.transform(x)
-    return codes.astype(np.float32), pca.inverse_transform(codes)
 
 
 def build_model(reducer: str, n_in: int, params: ReduceParams) -> torch.nn.Module:
@@ -123,21 +112,58 @@ def train_config(params: ReduceParams, seed: int, device: str, name: str, verbos
                          device_param="reduce.device", verbose=verbose)
 
 
-def reduce_autoencoder(x: np.ndarray, reducer: str, params: ReduceParams, seed: int = 0, device: str = "cpu",
-                       name: str = "ae", verbose: bool = False, callbacks: Sequence[object] = ()
-                       ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """(codes (N, dim), reconstruction (N, D), per-epoch history) of one auto-encoder on x (N, D)."""
-    train_rows, val_rows = split(len(x), params.val_fraction, seed)
-    data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    x_train, x_val = data[train_rows], data[val_rows]
-    config = train_config(params, seed, device, name, verbose)
-    torch.manual_seed(seed)
-    model = build_model(reducer, x.shape[1], params)
-    if reducer == "stacked_ae" and params.stacked_pretrain:
-        pretrain_stacked(model, x_train, x_val, config, epochs=pretrain_epochs(params.epochs))
-    trainer = train(model, x_train, x_val, config, callbacks)
-    codes, recon = transform(model, data, device=device)
-    return codes, recon, trainer.history_
+class Reducer:
+    """One reducer as an estimator (scikit-learn's shape): `fit(x)` learns the per-dimension
+    standardisation (`mean_`, `scale_`; identity without `reduce.standardise`) and the model (`pca_`
+    or the auto-encoder `model_`, with its `history_`); `transform(x)` reduces any vectors, a word
+    the reducer never saw included (FastText's vector of a typo, say); `reconstruct(x)` maps them
+    back, in the standardised space the reducer sees."""
+
+    def __init__(self, kind: str, params: ReduceParams, seed: int = 0, device: str = "cpu", name: str | None = None,
+                 verbose: bool = False, callbacks: Sequence[object] = ()):
+        self.kind, self.params, self.seed, self.device = kind, params, seed, device
+        self.name, self.verbose, self.callbacks = name or kind, verbose, callbacks
+
+    def fit(self, x: np.ndarray) -> "Reducer":
+        x = np.asarray(x, dtype=np.float32)
+        if self.params.standardise:
+            std = x.std(axis=0)
+            self.mean_, self.scale_ = x.mean(axis=0), np.where(std > 0, std, 1.0)  # constant columns: only centred
+        else:
+            self.mean_, self.scale_ = None, None
+        z = self.standardised(x)
+        self.history_: list[dict] = []
+        if self.kind == "pca":
+            self.pca_ = PCA(n_components=self.params.dim, random_state=self.seed).fit(z)
+            return self
+        train_rows, val_rows = split(len(z), self.params.val_fraction, self.seed)
+        data = torch.from_numpy(np.ascontiguousarray(z))
+        x_train, x_val = data[train_rows], data[val_rows]
+        config = train_config(self.params, self.seed, self.device, self.name, self.verbose)
+        torch.manual_seed(self.seed)
+        self.model_ = build_model(self.kind, z.shape[1], self.params)
+        if self.kind == "stacked_ae" and self.params.stacked_pretrain:
+            pretrain_stacked(self.model_, x_train, x_val, config, epochs=pretrain_epochs(self.params.epochs))
+        self.history_ = train(self.model_, x_train, x_val, config, self.callbacks).history_
+        return self
+
+    def standardised(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        return x if self.mean_ is None else ((x - self.mean_) / self.scale_).astype(np.float32)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """(N, dim) float32 codes of vectors (N, D)."""
+        z = self.standardised(x)
+        if self.kind == "pca":
+            return self.pca_.transform(z).astype(np.float32)
+        return transform(self.model_, torch.from_numpy(np.ascontiguousarray(z)), device=self.device, reconstruct=False)[0]
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """(N, D) reconstructions of vectors (N, D), standardised as the reducer sees them."""
+        z = self.standardised(x)
+        if self.kind == "pca":
+            return self.pca_.inverse_transform(self.pca_.transform(z))
+        return transform(self.model_, torch.from_numpy(np.ascontiguousarray(z)), device=self.device)[1]
 
 
 def scores(tokens: list[str], vectors: np.ndarray, params: EvaluateParams) -> dict:
@@ -151,25 +177,24 @@ def reduce_method(method: str, tokens: list[str], matrix: np.ndarray, params: Re
     """Every reducer on one method: ({reducer: metrics}, loss rows (model, epoch, train, val)).
     Writes `<folder>/<method>__<reducer>` unless folder is None."""
     check_dim(method, matrix.shape[1], len(tokens), params)
-    x = standardise(matrix) if params.standardise else np.asarray(matrix, dtype=np.float32)
     metrics = {"none": {**scores(tokens, matrix, evaluate_params), "reconstruction_mse": 0.0}}
     rows: list[tuple] = []
     for reducer in params.reducers:
         name = f"{method}__{reducer}"
         epochs = ""
+        # A bar per model on a terminal (one line per model below, not per epoch); epochs into DVCLive.
+        hooks = [] if reducer == "pca" else [DVCLiveLogger(live, name), Progress(lines=False)]
         with Timer() as timer:
-            if reducer == "pca":
-                codes, recon = reduce_pca(x, params.dim, seed)
-            else:
-                # A bar per model on a terminal (one line per model below, not per epoch); epochs into DVCLive.
-                hooks = [DVCLiveLogger(live, name), Progress(lines=False)]
-                codes, recon, history = reduce_autoencoder(x, reducer, params, seed, device, name, verbose, hooks)
-                rows += [(name, h["epoch"], h["train_loss"], h["val_loss"]) for h in history]
-                epochs = f"  {len(history)} epochs"
+            fitted = Reducer(reducer, params, seed, device, name, verbose, hooks).fit(matrix)
+            codes = fitted.transform(matrix)
+            recon = fitted.reconstruct(matrix)
+        if fitted.history_:
+            rows += [(name, h["epoch"], h["train_loss"], h["val_loss"]) for h in fitted.history_]
+            epochs = f"  {len(fitted.history_)} epochs"
         if not np.isfinite(codes).all():
             raise StageError(f"{name}: training produced NaN vectors (lower reduce.learning_rate)")
         metrics[reducer] = {**scores(tokens, codes, evaluate_params),
-                            "reconstruction_mse": round(reconstruction_mse(x, recon), 6)}
+                            "reconstruction_mse": round(reconstruction_mse(fitted.standardised(matrix), recon), 6)}
         if folder is not None:
             write_vectors(name, tokens, codes, folder=folder)
         m = metrics[reducer]
@@ -185,3 +210,38 @@ def write_loss_csv(rows: Sequence[tuple], path: str | Path = REDUCE_LOSS) -> Non
         f.write("model,epoch,train_loss,val_loss\n")
         for model, epoch, train_loss, val_loss in rows:
             f.write(f"{model},{epoch},{train_loss:.8g},{val_loss:.8g}\n")
+
+
+def run_on(params: StageParams, device: torch.device) -> dict:
+    config = params.reduce
+    inputs = {}
+    for method in config.methods:  # every input checked before anything is trained or written
+        loaded = load_inputs(method)
+        if loaded is None:
+            print(f"reduce: {method} skipped (no vectors)")
+            continue
+        check_dim(method, loaded[1].shape[1], len(loaded[0]), config)
+        inputs[method] = loaded
+    metrics, rows = {}, []
+    with live("reduce") as logger, Timer() as timer:
+        for method, (tokens, matrix) in inputs.items():
+            metrics[method], method_rows = reduce_method(method, tokens, matrix, config, params.evaluate,
+                                                         params.seed, str(device), live=logger)
+            rows += method_rows
+    write_loss_csv(rows)
+    write_json(metrics, REDUCE_METRICS)
+    print(f"reduce: {len(metrics)} methods x {len(config.reducers)} reducers on {device} in {timer.seconds:.1f} s")
+    return metrics
+
+
+def run(params: StageParams) -> dict:
+    """The `reduce` stage, on the device its params ask for, single-threaded on the CPU."""
+    logging.getLogger("gensim").setLevel(logging.WARNING)
+    check_methods(params.reduce.methods, "reduce.methods", reduced=False)
+    device = resolve_device(params.reduce.device, "reduce.device")
+    if device.type == "cpu":
+        # The models are small: one thread spares the synchronisation at every tiny operation, which
+        # on a busy 2-core machine made two threads up to 20x slower than one.
+        torch.set_num_threads(1)
+    with threadpool_limits(1):  # the evaluation's BLAS products too (faster single-threaded here)
+        return run_on(params, device)

@@ -7,14 +7,11 @@ Output: `data/embeddings/word2vec_<arch>.{parquet,txt}`, `reports/train/word2vec
 """
 from __future__ import annotations
 
-import sys
 
 from gensim.models import Word2Vec
 
 from nlpdag.errors import StageError
-from nlpdag.embeddings.gensim_train import EpochLogger, corpus_file, write_keyed_vectors
 from nlpdag.config.word2vec import Word2VecParams
-from nlpdag.io.vectors import Timer, write_train_info
 
 ARCHS = {"cbow": 0, "skipgram": 1}
 

@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nlpdag.errors import StageError
 from nlpdag.training.callbacks import EarlyStopping
 from nlpdag.training.progress import Progress
 from nlpdag.training.trainer import Trainer, TrainerConfig
@@ -290,7 +289,8 @@ class Rows:
     def __len__(self) -> int:
         return math.ceil(self.data.shape[0] / self.batch_size)
 
-    def epoch_batches(self, epoch: int, device: torch.device) -> Iterator[tuple[torch.Tensor | SparseRows, float]]:
+    def epoch_batches(self, epoch: int, device: torch.device, shard: bool = False
+                      ) -> Iterator[tuple[torch.Tensor | SparseRows, float]]:
         if isinstance(self.data, torch.Tensor):
             self.data = self.data.to(device)
         n, bs = self.data.shape[0], self.batch_size
@@ -322,9 +322,12 @@ def train(model: nn.Module, train_data: Data, val_data: Data | None, config: Tra
     hooks += list(callbacks) + ([Progress()] if config.verbose else [])
     trainer = Trainer(model, config, hooks)
 
+    on_device = {}
+
     def validate(net: nn.Module) -> dict:
-        objective, mse = evaluate(net, val_data.to(trainer.device) if isinstance(val_data, torch.Tensor) else val_data,
-                                  device=trainer.device)
+        if not on_device:  # moved once, on the first call (the Trainer has chosen the device by then)
+            on_device["val"] = val_data.to(trainer.device) if isinstance(val_data, torch.Tensor) else val_data
+        objective, mse = evaluate(net, on_device["val"], device=trainer.device)
         return {"val_loss": mse, "val_objective": objective}
 
     return trainer.fit(Rows(train_data, config.batch_size, config.seed or 0), None if val_data is None else validate)

@@ -38,11 +38,11 @@ def pretrain_encoder(model: RNNClassifier, seqs: Sequence[np.ndarray], kind: str
     kind: lm | autoencoder. Returns the history: epoch, loss (mean token log-loss over the epoch's
     batches), seconds, tokens_per_second. Frozen embeddings stay frozen."""
     if kind not in ("lm", "autoencoder"):
-        raise ValueError(f"pretrain={kind!r}: expected lm or autoencoder")
+        raise ValueError(f"classify.pretraining={kind!r}: expected none, lm or autoencoder")
     if max_len < 2:
-        raise ValueError(f"pretrain max_len must be >= 2, got {max_len}")
+        raise ValueError(f"classify.pretraining_max_len must be >= 2, got {max_len}")
     if epochs < 1:
-        raise ValueError(f"pretrain epochs must be >= 1, got {epochs}")
+        raise ValueError(f"classify.pretraining_epochs must be >= 1, got {epochs}")
     capped = [s[:max_len] for s in seqs if len(s) >= 2]
     if not capped:
         raise ValueError("pre-training needs documents of at least two tokens")
@@ -51,8 +51,10 @@ def pretrain_encoder(model: RNNClassifier, seqs: Sequence[np.ndarray], kind: str
     name = f"{config.name} pretraining {kind}"
     hooks = list(callbacks) + ([Progress()] if config.verbose else [])
     # seed None: the generator goes on from the head's initialisation, not from a second reset.
+    # data_parallel False: under torchrun every rank pre-trains on all of the text by itself (the
+    # heads leave the classifier's output layer unused, which DDP would refuse), as one process would.
     trainer = Trainer(task, replace(config, name=name, epochs=epochs, seed=None, record_grad_norms=False,
-                                    checkpoint=None), hooks)
+                                    checkpoint=None, data_parallel=False), hooks)
     trainer.fit(Batches(capped, None, config.batch_size, shuffle=True, seed=config.seed or 0))
     return [{"epoch": h["epoch"], "loss": h["train_loss"], "seconds": h["seconds"],
              "tokens_per_second": h["tokens_per_second"]} for h in trainer.history_]

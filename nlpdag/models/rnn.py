@@ -239,7 +239,7 @@ class PretrainHead(nn.Module):
     def __init__(self, config: RNNConfig, kind: str):
         super().__init__()
         if kind not in ("lm", "autoencoder"):
-            raise ValueError(f"pretrain={kind!r}: expected lm or autoencoder")
+            raise ValueError(f"classify.pretraining={kind!r}: expected none, lm or autoencoder")
         self.kind = kind
         if kind == "lm":
             self.outputs = nn.ModuleList(TokenOutput(config.hidden, config.vocab_size)

@@ -126,11 +126,11 @@ class Batches:
         for index in self.order():
             yield self.collate(index)
 
-    def epoch_batches(self, epoch: int, device=None) -> Iterator[tuple[Batch, float]]:
-        """The Trainer's batches of one epoch: under torch.distributed, this rank's slice of each."""
+    def epoch_batches(self, epoch: int, device=None, shard: bool = True) -> Iterator[tuple[Batch, float]]:
+        """The Trainer's batches of one epoch: with `shard` under torch.distributed, this rank's slice of each."""
         self.set_epoch(epoch)
         for index in self.order():
-            index, weight = dd.shard(index)  # the whole batch at weight 1 in a single process
+            index, weight = dd.shard(index) if shard else (index, 1.0)  # a single process: the whole batch
             yield self.collate(index), weight
 
 

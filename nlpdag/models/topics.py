@@ -46,6 +46,9 @@ from nlpdag.config.base import StageParams
 from nlpdag.config.topics import TopicsParams
 from nlpdag.io.vectors import Timer
 from nlpdag.catalog import CORPUS, TFIDF, TOPICS, TOPICS_METRICS, VOCAB
+from nlpdag.training.progress import DVCLiveLogger
+from nlpdag.training.progress import live
+from nlpdag.training.devices import resolve_device
 
 NMF_MAX_ITER = 200
 
@@ -175,3 +178,39 @@ def topics_frame(model: str, topics: np.ndarray, words: list[str], n: int) -> pd
                          "rank": np.tile(np.arange(1, ids.shape[1] + 1), len(ids)).astype(np.int32),
                          "word": [words[i] for i in ids.reshape(-1)],
                          "weight": topics[k, ids.reshape(-1)].astype(np.float32)})
+
+
+def run_on(params: StageParams, device: torch.device) -> dict:
+    config = params.topics
+    matrix, held_out, words = read_inputs(config)
+    check_params(config, len(words))
+    metrics, frames = {}, []
+    for model in ("autoencoder", "nmf"):
+        with Timer() as timer:
+            if model == "autoencoder":
+                with live("topics") as logger:
+                    codes, topics, _ = fit_autoencoder(matrix, config, params.seed, str(device), verbose=True,
+                                                       callbacks=[DVCLiveLogger(logger, model)])
+            else:
+                codes, topics = fit_nmf(matrix, config.n_topics, params.seed)
+        top = top_word_ids(topics, config.top_words)
+        coherence = round(npmi_coherence(held_out, top), 4) if held_out.shape[0] else None
+        metrics[model] = {"coherence": coherence, "coherence_on": "test documents",
+                          "stop_word_share": round(float(np.mean([is_stop_word(words[i]) for i in top.ravel()])), 4),
+                          "reconstruction_mse": float(f"{reconstruction_mse(matrix, codes, topics):.6g}")}
+        frames.append(topics_frame(model, topics, words, config.top_words))
+        print(f"topics: {model:<11} held-out NPMI {metrics[model]['coherence']}  "
+              f"mse {metrics[model]['reconstruction_mse']:.4g}  {timer.seconds:.1f} s", flush=True)
+    write_table(pd.concat(frames, ignore_index=True), TOPICS)
+    write_json(metrics, TOPICS_METRICS)
+    print(f"topics: {matrix.shape[0]} training documents x {matrix.shape[1]} words, {config.n_topics} topics")
+    return metrics
+
+
+def run(params: StageParams) -> dict:
+    """The `topics` stage, on the device its params ask for, single-threaded on the CPU."""
+    device = resolve_device(params.topics.device, "topics.device")
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # a small model: threads cost more than they give (see stages/reduce.py)
+    with threadpool_limits(1):  # NMF's BLAS calls too: on a busy 2-core machine two threads ran 20x slower
+        return run_on(params, device)

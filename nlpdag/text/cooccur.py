@@ -13,7 +13,6 @@ Output `data/cooccur.parquet`: i, j (vocabulary ids), x (float32), ordered by (i
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -23,11 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from nlpdag.io.chunks import chunk_writer, iter_batches
+from nlpdag.io.chunks import chunk_writer
 from nlpdag.errors import StageError
-from nlpdag.io.tables import read_table, write_json
+from nlpdag.io.tables import read_table
 
-from nlpdag.catalog import COOCCUR, COOCCUR_METRICS, TOKENS, VOCAB
 
 
 CHUNK_TOKENS = 1_000_000  # left_counts' default; pairs held at once: CHUNK_TOKENS x window (~32 bytes each)

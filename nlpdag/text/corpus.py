@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 from nlpdag.io.chunks import chunk_writer
 from nlpdag.evaluation import protocol as evaluation
 from nlpdag.errors import StageError
-from nlpdag.io.tables import write_json, write_table
+from nlpdag.io.tables import write_table
 from nlpdag.config.data import DataParams
-from nlpdag.catalog import CORPUS, INGEST_METRICS, LABELS, RAW_DIR
+from nlpdag.catalog import CORPUS, LABELS
 
 # A user's corpus under this folder is a DVC dependency of `ingest`: editing it reruns the pipeline.
 

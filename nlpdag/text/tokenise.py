@@ -17,11 +17,11 @@ from typing import Callable, Iterable, Iterator, Sequence
 import pandas as pd
 import pyarrow as pa
 
-from nlpdag.io.chunks import chunk_writer, iter_batches
+from nlpdag.io.chunks import chunk_writer
 from nlpdag.errors import StageError
-from nlpdag.io.tables import read_table, write_json, write_table
+from nlpdag.io.tables import read_table, write_table
 from nlpdag.config.tokenise import TokeniseParams
-from nlpdag.catalog import CORPUS, PHRASES, TOKENISE_METRICS, TOKENS, VOCAB
+from nlpdag.catalog import CORPUS, PHRASES, TOKENS, VOCAB
 
 
 _HTML_TAG = re.compile(r"<[^>]{0,200}>")

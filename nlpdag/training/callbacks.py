@@ -22,10 +22,10 @@ class EarlyStopping:
         self.best, self.best_epoch, self.best_state, self.wait = math.inf, 0, None, 0
 
     def on_epoch_end(self, trainer) -> None:
-        value = trainer.history_[-1].get(self.monitor, math.nan)
-        if math.isnan(value):  # nothing to judge by: the last epoch counts
+        if not getattr(trainer, "has_validation", True):  # nothing to judge by: the last epoch counts
             return
-        if value < self.best:
+        value = trainer.history_[-1].get(self.monitor, math.nan)
+        if value < self.best:  # a NaN (a diverged model) is no improvement
             self.best, self.best_epoch, self.wait = value, trainer.epoch, 0
             self.best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
         else:

@@ -24,13 +24,15 @@ def _is_main() -> bool:
     return dd.is_main()
 
 
-def _numbers(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v)}
+def _numbers(row: dict, finite: bool = True) -> dict:
+    return {k: v for k, v in row.items() if k != "epoch" and isinstance(v, (int, float))
+            and (math.isfinite(v) or not finite)}
 
 
 def summary_line(name: str, epoch: int, epochs: int, row: dict) -> str:
-    parts = [f"{k} {v:,.0f}" if k == "tokens_per_second" else f"{k} {v:.1f}" if k == "seconds" else f"{k} {v:.4g}"
-             for k, v in _numbers(row).items()]
+    """One epoch's line; a NaN loss shows as nan (divergence stays visible in a log)."""
+    parts = [f"{k} {v:,.0f}" if k == "tokens_per_second" and math.isfinite(v) else f"{k} {v:.1f}" if k == "seconds"
+             else f"{k} {v:.4g}" for k, v in _numbers(row, finite=False).items()]
     return f"{name}: epoch {epoch}/{epochs}  " + "  ".join(parts)
 
 
@@ -108,6 +110,7 @@ def live(stage: str) -> Iterator[object]:
         yield None
         return
     logger = Live(dir=str(LIVE_DIR / stage), save_dvc_exp=False, dvcyaml=False, report=None)
+    (LIVE_DIR / stage / "plots" / "custom").mkdir(parents=True, exist_ok=True)  # a declared output, even with no model
     logger.curves = {}  # metric -> rows of every model: one chart per metric, a colour per model
     try:
         yield logger

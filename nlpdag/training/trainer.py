@@ -4,7 +4,7 @@ auto-encoders and classifier pre-training.
 A model exposes its loss on a batch: `model.batch_loss(batch) -> (objective, stats)`, where stats are
 per-batch sums (a tensor or a number each; `n` counts the examples, `tokens` the real tokens) that
 the Trainer adds up over the epoch and divides by `n` into `train_<stat>`. The training data is an
-object with `epoch_batches(epoch, device) -> iterator of (batch, weight)` and `__len__` (batches per epoch):
+object with `epoch_batches(epoch, device, shard) -> iterator of (batch, weight)` and `__len__` (batches per epoch):
 it owns the shuffling, so every epoch's order is a function of (seed, epoch) alone and a resumed run
 replays it. Validation is the caller's `validate(model) -> {"val_<stat>": value}`.
 
@@ -32,7 +32,7 @@ from nlpdag.training.devices import autocast, resolve_device
 
 class TrainData(Protocol):
     def __len__(self) -> int: ...
-    def epoch_batches(self, epoch: int, device: torch.device) -> Iterator[tuple[object, float]]: ...
+    def epoch_batches(self, epoch: int, device: torch.device, shard: bool) -> Iterator[tuple[object, float]]: ...
 
 
 @dataclass
@@ -53,6 +53,7 @@ class TrainerConfig:
     patience: int | None = None       # early stopping: epochs without a better validation value; None: off
     checkpoint: str | None = None     # a file written after every epoch and resumed from when it exists
     verbose: bool = False             # progress: a bar on a terminal, a line per epoch
+    data_parallel: bool = True        # under torchrun: DDP, each rank a slice of every batch; False: each rank alone
 
 
 def make_optimizer(params: Iterable[nn.Parameter], config: TrainerConfig) -> torch.optim.Optimizer:
@@ -119,19 +120,21 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         self.n_batches = len(train)
         self.trigger("on_fit_start")  # a checkpoint resumes here: weights, optimizer, epoch, history
-        net = dd.wrap(_BatchLoss(model), device)  # after resuming: DDP starts every rank from rank 0's weights
+        parallel = dd.is_distributed() and cfg.data_parallel
+        # After resuming: DDP starts every rank from rank 0's weights.
+        net = dd.wrap(_BatchLoss(model), device) if parallel else _BatchLoss(model)
         max_norm = cfg.clip if cfg.clip > 0 else math.inf
         total_tokens, total_seconds = 0, 0.0
         while not self.done and not self.stop and self.epoch < cfg.epochs:
             self.epoch += 1
             start = time.perf_counter()
             model.train()
-            if dd.is_distributed() and cfg.seed is not None:
+            if parallel and cfg.seed is not None:
                 torch.manual_seed(dd.rank_seed(cfg.seed, self.epoch))
             self.trigger("on_epoch_start")
             sums: dict[str, list] = {}
             norms = []
-            for batch, weight in train.epoch_batches(self.epoch, device):
+            for batch, weight in train.epoch_batches(self.epoch, device, shard=parallel):
                 batch = to_device(batch, device)
                 self.optimizer.zero_grad(set_to_none=True)
                 with autocast(device, use_amp):
@@ -152,10 +155,11 @@ class Trainer:
             if norms:
                 self.grad_norms_.extend(torch.stack(norms).float().cpu().tolist())
             totals = {key: _total(values) for key, values in sums.items()}
-            if dd.is_distributed():
+            if parallel:
                 totals = dict(zip(totals, dd.sum_over_ranks(list(totals.values()), device)))
             n, tokens = totals.pop("n"), totals.pop("tokens", None)
             row = {"epoch": self.epoch, **{f"train_{k}": float(v) / n for k, v in totals.items()}}
+            self.has_validation = validate is not None
             row |= validate(model) if validate is not None else {k.replace("train_", "val_"): math.nan for k in list(row)[1:]}
             row["seconds"] = time.perf_counter() - start
             if tokens is not None:
