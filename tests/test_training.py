@@ -80,8 +80,12 @@ def test_progress_prints_one_line_per_epoch_and_shows_a_nan(capsys):
 
 def test_dvclive_gets_every_model_into_one_chart_per_curve(tmp_path, monkeypatch):
     """reports/live/<stage>/: metrics.json holds each model's last epoch (what dvc exp show lists);
-    plots/custom/<curve>.json one row per model and epoch, coloured by model in the DVC template."""
+    plots/custom/<curve>.json one row per model and epoch, coloured by model in the DVC template.
+    In a fresh git repository without a commit too (DVCLive's own git lookups would fail there)."""
+    import subprocess
+
     monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
     x = torch.from_numpy(np.random.default_rng(0).normal(size=(80, 6)).astype(np.float32))
     with live("reduce") as logger:
         for name in ("toy__ae", "toy__dae"):

@@ -106,10 +106,16 @@ def live(stage: str) -> Iterator[object]:
     and its VS Code extension read it; DVCLive makes no experiment or dvc.yaml of its own)."""
     from dvclive import Live
 
+    class StageLive(Live):
+        def _init_dvc(self):
+            # The stage's files are declared in dvc.yaml and DVC runs the stage: DVCLive needs no DVC
+            # repo or git of its own (its lookups fail in a repository without a commit yet).
+            self._dvc_file = "dvc.yaml"
+
     if not _is_main():
         yield None
         return
-    logger = Live(dir=str(LIVE_DIR / stage), save_dvc_exp=False, dvcyaml=False, report=None)
+    logger = StageLive(dir=str(LIVE_DIR / stage), save_dvc_exp=False, dvcyaml=False, report=None)
     (LIVE_DIR / stage / "plots" / "custom").mkdir(parents=True, exist_ok=True)  # a declared output, even with no model
     logger.curves = {}  # metric -> rows of every model: one chart per metric, a colour per model
     try:
