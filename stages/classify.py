@@ -1,7 +1,7 @@
 """DVC stage `classify`: wiring only; the logic is nlpdag.classify.train."""
 from __future__ import annotations
 
-from nlpdag.catalog import CORPUS, VOCAB
+from nlpdag.catalog import CORPUS, LIVE_DIR, VOCAB
 from nlpdag.classify.dataset import load_dataset
 from nlpdag.classify.outputs import write_outputs
 from nlpdag.classify.train import check_embedding, parse_spec, run_baselines, train_neural
@@ -9,7 +9,7 @@ from nlpdag.config.base import StageParams, load_params
 from nlpdag.config.classify import ClassifyParams
 from nlpdag.config.tokenise import TokeniseParams
 from nlpdag.errors import StageError, cli_main, involving
-from nlpdag.io.tables import read_frame
+from nlpdag.io.tables import read_frame, write_json
 from nlpdag.training import distributed as dd
 from nlpdag.training.devices import resolve_device
 from nlpdag.training.progress import live
@@ -31,6 +31,8 @@ def run(params: StageParams, log=print) -> dict:
     vocab = read_frame(VOCAB, columns=["token"])["token"].tolist()
     models = {}
     with live("classify") as logger:  # every model's epochs, for dvc exp show / dvc plots
+        for curve in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):  # dvc.yaml's, even if none trains
+            write_json([], LIVE_DIR / "classify/plots/custom" / f"{curve}.json")
         for spec in p.models:
             with involving(f"classify.models: {spec}"):
                 result, model, saved = train_neural(spec, data, vocab, p, params.seed, device, log, logger)

@@ -244,4 +244,8 @@ def test_no_neural_model_still_writes_every_declared_output(tmp_path, monkeypatc
     assert summary["best_neural"]["overall"] is None
     for folder in (catalog.CURVES_DIR, catalog.CONFUSION_DIR, catalog.LIVE_DIR / "classify/plots/custom"):
         assert (tmp_path / folder).is_dir(), folder
+    for curve in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+        assert json.loads((tmp_path / catalog.LIVE_DIR / f"classify/plots/custom/{curve}.json").read_text()) == []
+    for folder in ():
+        assert (tmp_path / folder).is_dir(), folder
     assert not list((tmp_path / catalog.CURVES_DIR).iterdir())

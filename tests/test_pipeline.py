@@ -218,3 +218,10 @@ def test_stage_scripts_only_wire_and_modules_stay_readable():
     for module in all_modules():
         lines = len(module_path(module).read_text().splitlines())
         assert lines <= (80 if module.startswith("stages.") else 400), (module, lines)
+
+
+def test_outside_a_checkout_the_installed_one_is_found(tmp_path):
+    """`nlpdag worker` and friends started elsewhere use the checkout nlpdag is installed from."""
+    from nlpdag.runs.dag import find_root
+
+    assert find_root(tmp_path) == ROOT

@@ -44,12 +44,13 @@ from nlpdag.config.base import StageParams
 from nlpdag.config.reduce import ReduceParams
 from nlpdag.io.vectors import Timer, read_vectors, write_vectors
 from nlpdag.catalog import EMBEDDINGS_DIR
-from nlpdag.catalog import REDUCED_DIR, REDUCE_LOSS, REDUCE_METRICS
+from nlpdag.catalog import LIVE_DIR, REDUCED_DIR, REDUCE_LOSS, REDUCE_METRICS
 from nlpdag.catalog import check_methods
 from nlpdag.training.progress import live
 from nlpdag.training.devices import resolve_device
 
 SCORES = ("analogy_accuracy", "wordsim353_spearman", "simlex999_spearman")
+CURVES = ("train_loss", "val_loss", "val_objective")  # the auto-encoders' DVCLive charts
 
 
 def load_inputs(method: str, folder: Path = EMBEDDINGS_DIR) -> tuple[list[str], np.ndarray] | None:
@@ -224,6 +225,8 @@ def run_on(params: StageParams, device: torch.device) -> dict:
         inputs[method] = loaded
     metrics, rows = {}, []
     with live("reduce") as logger, Timer() as timer:
+        for curve in CURVES:  # declared in dvc.yaml: present (empty) when no auto-encoder trains
+            write_json([], LIVE_DIR / "reduce/plots/custom" / f"{curve}.json")
         for method, (tokens, matrix) in inputs.items():
             metrics[method], method_rows = reduce_method(method, tokens, matrix, config, params.evaluate,
                                                          params.seed, str(device), live=logger)

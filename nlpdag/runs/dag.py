@@ -27,7 +27,7 @@ def find_root(start: str | Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / "dvc.yaml").is_file():
             return folder
-    installed = Path(__file__).resolve().parents[1]
+    installed = Path(__file__).resolve().parents[2]  # nlpdag/runs/dag.py -> the checkout
     if (installed / "dvc.yaml").is_file():
         return installed
     raise PipelineError(f"{here}: no dvc.yaml here or above; run inside an nlpdag checkout or pass --repo")
