@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from nlpdag.catalog import CORPUS, LIVE_DIR, VOCAB
 from nlpdag.classify.dataset import load_dataset
+from nlpdag.classify.ensemble import check_members, ensemble_row
 from nlpdag.classify.outputs import write_outputs
 from nlpdag.classify.train import check_embedding, parse_spec, run_baselines, train_neural
 from nlpdag.config.base import StageParams, load_params
@@ -23,6 +24,7 @@ def run(params: StageParams, log=print) -> dict:
         check_embedding(parse_spec(spec)["embedding"])
     for method in p.baseline_methods:
         check_embedding(method)
+    check_members(p.ensemble, p.baselines, p.baseline_methods, p.models)
     device = resolve_device(p.device, "classify.device")
     data = load_dataset()
     if data.train.sum() == 0 or data.test.sum() == 0:
@@ -44,6 +46,10 @@ def run(params: StageParams, log=print) -> dict:
             acc = float((result.proba.argmax(1) == data.y[data.test]).mean())
             log(f"classify: {spec}: accuracy {acc:.4f} ({result.seconds:.1f} s, "
                 f"{result.extra['tokens_per_second']:.0f} tokens/s)")
+    if p.ensemble and dd.is_main():  # fitted on the validation slice's labels only
+        results.append(ensemble_row(results, data, p.ensemble, p.ensemble_C, params.seed))
+        log(f"classify: {results[-1].name}: accuracy "
+            f"{float((results[-1].proba.argmax(1) == data.y[data.test]).mean()):.4f}")
     # The broadcast also holds the other ranks until rank 0 has written everything.
     summary = dd.broadcast(write_outputs(results, models, data, p, params.seed) if dd.is_main() else None)
     for key, name in summary["winner"].items():

@@ -61,3 +61,22 @@ def test_autoencoder_and_neural_claims():
 def test_wilson_interval():
     lo, hi = wilson(0.5, 100)
     assert 0.40 < lo < 0.41 and 0.59 < hi < 0.60 and wilson(0.0, 0) == (0.0, 1.0)
+
+
+def test_the_ensemble_claim_needs_a_significant_win_in_every_scope():
+    from nlpdag.report.claims import ensemble_claim, split_members
+
+    row = "ensemble(nbsvm+lstm-max@glove+docvec@doc2vec_dm+doc2vec_dbow)"
+    assert split_members(row[9:-1]) == ["nbsvm", "lstm-max@glove", "docvec@doc2vec_dm+doc2vec_dbow"]
+    assert human(row) == ("ensemble of NBSVM (naive-Bayes features + SVM); LSTM, max pooling, on GloVe; document "
+                          "vectors + logistic regression, on Doc2Vec PV-DM + Doc2Vec PV-DBOW")
+    models = {row: {"kind": "ensemble", "accuracy": 0.9, "by_source": {"imdb": {"accuracy": 0.93}},
+                    "ensemble": {"drop_one": {"nbsvm": 0.012}}}, "nbsvm": {"kind": "baseline", "accuracy": 0.88}}
+    won = {"best": {"overall": row, "imdb": row}, "winner": {"overall": row, "imdb": row}}
+    claim = ensemble_claim(models, won)
+    assert claim.verdict == SUPPORTED and "nbsvm +1.2 pts" in claim.measurement
+    tied = {**won, "winner": {"overall": row, "imdb": None}, "runner_up": {"imdb": "nbsvm"}}
+    assert ensemble_claim(models, tied).verdict == INCONCLUSIVE
+    lost = {"best": {"overall": "nbsvm", "imdb": row}, "winner": {"overall": "nbsvm", "imdb": None}}
+    assert ensemble_claim(models, lost).verdict == CONTRADICTED
+    assert ensemble_claim({"nbsvm": models["nbsvm"]}, won).verdict == NOT_MEASURED

@@ -101,3 +101,20 @@ def test_no_choice_depends_on_the_test_labels(tmp_path, monkeypatch):
                         {n: m["accuracy"] for n, m in metrics.items()}))
     assert choices[0][:3] == choices[1][:3]
     assert choices[0][3] != choices[1][3]
+
+
+def test_neural_vs_baseline_is_a_paired_test_of_the_best_deep_row():
+    from nlpdag.classify.outputs import neural_vs_baseline
+
+    y = np.array([0, 1] * 50)
+    base = y.copy()
+    base[:30] = 1 - base[:30]          # 70% right
+    deep = y.copy()
+    deep[:5] = 1 - deep[:5]            # 95% right, and right wherever the baseline is
+    preds = {"nbsvm": base, "ensemble(a+b)": deep, "lstm-max@random": base}
+    kinds = {"nbsvm": "baseline", "ensemble(a+b)": "ensemble", "lstm-max@random": "neural"}
+    v = neural_vs_baseline(y, preds, kinds, "nbsvm")
+    assert v["row"] == "ensemble(a+b)" and v["gain"] == 0.25 and v["significant"] and v["p_value"] < 1e-6
+    same = neural_vs_baseline(y, {"nbsvm": base, "lstm-max@random": base}, kinds, "nbsvm")
+    assert same["gain"] == 0.0 and same["p_value"] == 1.0 and not same["significant"]
+    assert neural_vs_baseline(y, {"nbsvm": base}, kinds, "nbsvm") is None

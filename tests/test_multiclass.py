@@ -60,7 +60,7 @@ def workspace(root: Path, n_classes: int, form: str, embeddings: bool) -> None:
         baseline_methods=["word2vec_skipgram"] if embeddings else [],
         models=["gru-bi-mean@word2vec_skipgram" if embeddings else "gru-bi-mean@random"],
         embed_dim=16, hidden=16, epochs=12, patience=12, batch_size=16, learning_rate=0.01, max_len=40,
-        attention_docs=2, device="cpu")
+        attention_docs=2, device="cpu", ensemble=["nbsvm", "best_neural"] + (["docvec@doc2vec_dbow"] if embeddings else []))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -90,9 +90,13 @@ def test_real_stages_on_a_multiclass_corpus(tmp_path, n_classes, form, embedding
     if embeddings:
         expected |= {"mean@word2vec_skipgram", "idf_mean@word2vec_skipgram", "docvec@doc2vec_dm", "docvec@doc2vec_dbow",
                      "docvec@doc2vec_dm+doc2vec_dbow", "gru-bi-mean@word2vec_skipgram"}
+        expected |= {"ensemble(nbsvm+gru-bi-mean@word2vec_skipgram+docvec@doc2vec_dbow)"}
     else:
-        expected |= {"gru-bi-mean@random"}
+        expected |= {"gru-bi-mean@random", "ensemble(nbsvm+gru-bi-mean@random)"}
     assert set(metrics) == expected
+    ensemble = next(m for name, m in metrics.items() if name.startswith("ensemble("))
+    # k classes: k - 1 log-odds per member, and a weight row per class
+    assert all(len(w) == n_classes * (n_classes - 1) for w in ensemble["ensemble"]["weights"].values())
     chance = 1 / n_classes
     for name, m in metrics.items():
         assert m["n"] == round(80 * n_classes * 0.2) and "roc_auc" not in m

@@ -229,3 +229,14 @@ def test_stage_exits_with_one_line_on_an_unknown_method(tmp_path):
         "error: params.yaml: report.methods: unknown method 'word2vec'; allowed: word2vec_cbow, word2vec_skipgram, glove, "
         "fasttext, doc2vec_dm, doc2vec_dbow, pretrained or <method>__<reducer> with reducer pca|ae|dae|stacked_ae|vae"]
     assert not (tmp_path / "reports").exists()
+
+
+def test_the_ensemble_row_shows_its_members_and_what_each_adds():
+    row = "ensemble(nbsvm+docvec@doc2vec_dm)"
+    models = {**CLASSIFY["models"], row: {
+        "kind": "ensemble", "accuracy": 0.9, "accuracy_ci": [0.88, 0.92], "trained_on": "validation slice (...)",
+        "ensemble": {"members": ["nbsvm", "docvec@doc2vec_dm"], "weights": {"nbsvm": [1.5], "docvec@doc2vec_dm": [0.25]},
+                     "drop_one": {"nbsvm": 0.031, "docvec@doc2vec_dm": -0.002}}}}
+    out = h.classifiers_section({"models": models}, SUMMARY)
+    assert "ensemble(nbsvm+docvec@doc2vec_dm): members" in out and "+1.500" in out and "+0.250" in out
+    assert "3.1" in out and "validation (members&#x27; log-odds)" in out

@@ -51,7 +51,8 @@ def score_results(results: list[Result], data: Dataset, seed: int = 0) -> dict:
             scores["tokens_per_second"] = round(float(r.extra["tokens_per_second"]))
         scores["kind"] = r.kind
         scores["transductive"] = bool(r.info.get("transductive", False))
-        for key in ("C", "validation_accuracy", "epochs", "trained_on", "representation_seconds", "gradients"):
+        for key in ("C", "validation_accuracy", "epochs", "trained_on", "representation_seconds", "gradients",
+                    "ensemble"):
             if key in r.info:
                 scores[key] = r.info[key]
         models[r.name] = scores
@@ -96,18 +97,32 @@ def summarise(metrics: dict, results: list[Result], data: Dataset) -> dict:
     src = data.sources[data.test].fillna("").to_numpy()
     preds = {r.name: r.proba.argmax(axis=1) for r in results}
     kinds = {r.name: r.kind for r in results}
-    out: dict = {key: {} for key in ("winner", "best", "tied_with", "p_value", "runner_up", "best_baseline")}
+    out: dict = {key: {} for key in ("winner", "best", "tied_with", "p_value", "runner_up", "best_baseline",
+                                     "neural_vs_baseline")}
     for scope in [None, *sources]:
         rows = np.ones(len(y_test), bool) if scope is None else src == scope
         key = scope or "overall"
         v = evaluation.verdict(y_test[rows], {n: p[rows] for n, p in preds.items()})
         for field in ("winner", "best", "tied_with", "p_value", "runner_up"):
             out[field][key] = v[field]
-        out["best_baseline"][key] = evaluation.verdict(
-            y_test[rows], {n: p[rows] for n, p in preds.items() if kinds[n] == "baseline"})["best"]
+        base = evaluation.verdict(y_test[rows], {n: p[rows] for n, p in preds.items() if kinds[n] == "baseline"})["best"]
+        out["best_baseline"][key] = base
+        out["neural_vs_baseline"][key] = neural_vs_baseline(y_test[rows], {n: p[rows] for n, p in preds.items()}, kinds, base)
     chosen = chosen_on_validation([r for r in results if r.kind == "neural"], data)
     out["best_neural"] = {"overall": chosen and chosen.name, "chosen_on": "validation accuracy"}
     return {**out, "labels": data.labels, "sources": sources}
+
+
+def neural_vs_baseline(y: np.ndarray, preds: dict, kinds: dict, baseline: str | None) -> dict | None:
+    """The most accurate row with a neural component (a neural model or an ensemble) against the best
+    baseline, by an exact McNemar test on the same documents: the course's question, deep or linear."""
+    deep = evaluation.verdict(y, {n: p for n, p in preds.items() if kinds[n] != "baseline"})["best"]
+    if deep is None or baseline is None:
+        return None
+    gain = float(np.mean(preds[deep] == y) - np.mean(preds[baseline] == y))
+    p = evaluation.mcnemar(y, preds[deep], preds[baseline])
+    return {"row": deep, "baseline": baseline, "gain": round(gain, 4), "p_value": round(p, 4),
+            "significant": bool(p < evaluation.ALPHA and gain > 0)}
 
 
 def attention_examples(result: Result, data: Dataset, params: ClassifyParams, seed: int) -> list[dict]:

@@ -262,7 +262,7 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
                        embed_dim=params.embed_dim if init is None else init.shape[1],
                        cell=parts["cell"], bidirectional=parts["bidirectional"], layers=params.layers,
                        hidden=params.hidden, pooling=parts["pooling"], dropout=params.dropout,
-                       freeze_embeddings=params.freeze_embeddings)
+                       embed_dropout=params.embed_dropout, freeze_embeddings=params.freeze_embeddings)
     torch.manual_seed(seed)
     model = RNNClassifier(config, None if init is None else torch.from_numpy(init))
     seqs = encode_docs(data.docs, index, params.max_len, params.truncation)
@@ -273,14 +273,15 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
                                    len(train_idx), seed]).encode()).hexdigest()[:12]
     checkpoint = CHECKPOINTS / f"{spec.replace('@', '_at_')}-{key}.pt"
     train_config = TrainerConfig(name=spec, epochs=params.epochs, batch_size=params.batch_size,
-                                 learning_rate=params.learning_rate, weight_decay=params.weight_decay,
-                                 optimizer=params.optimizer, clip=params.clip,
+                                 learning_rate=params.learning_rate, schedule=params.schedule, warmup=params.warmup,
+                                 groups=pretrained_groups(init is not None, config, params),
+                                 weight_decay=params.weight_decay, optimizer=params.optimizer, clip=params.clip,
                                  patience=params.patience, device=str(device), device_param="classify.device",
                                  seed=seed, checkpoint=str(checkpoint), verbose=True)
     start = time.perf_counter()
     pretrain_history: list[dict] = []
     if params.pretraining != "none" and not checkpoint.exists():  # a resumed run has its pretrained weights
-        train_seqs = [seqs[i] for i in train_idx]
+        train_seqs = [seqs[i] for i in train_idx]  # the training split's text only, never a test document
         pretrain_history = pretrain_encoder(model, train_seqs, params.pretraining, params.pretraining_epochs,
                                             train_config, max_len=params.pretraining_max_len,
                                             callbacks=[DVCLiveLogger(live, f"{spec} pretraining")])
@@ -307,6 +308,23 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
         "representation_seconds": None if parts["embedding"] == "random" else representation_seconds(parts["embedding"]),
         "gradients": gradient_summary(trainer.grad_norms_, params.clip)}
     return result, model, saved
+
+
+def pretrained_groups(embedding_init: bool, config, params: ClassifyParams) -> tuple:
+    """The layers that start from knowledge learn at `pretrained_lr` times the rate, and not at all in the
+    first `frozen_epochs` epochs: the embedding when it starts from a method's vectors, and what
+    pre-training trained (ULMFiT's discriminative rates and gradual unfreezing, in two steps: the layers
+    above first, then everything). The output layer always learns at the full rate."""
+    from nlpdag.training.schedule import ParamGroup
+
+    prefixes = ["embedding."] if embedding_init or params.pretraining != "none" else []
+    if params.pretraining == "autoencoder":
+        prefixes += ["rnns.", "att_"]  # its document vector is the classifier's own pooling
+    elif params.pretraining == "lm":  # a bidirectional stack pre-trains its first layer only (PretrainHead)
+        prefixes += ["rnns.0." if config.directions > 1 else "rnns."]
+    if params.pretrained_lr == 1.0 and params.frozen_epochs == 0:
+        return ()
+    return tuple(ParamGroup(p, params.pretrained_lr, params.frozen_epochs) for p in prefixes)
 
 
 def gradient_summary(norms: list[float], clip: float) -> dict | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from nlpdag.config.base import CGrid, Device, Group
 
@@ -28,11 +28,16 @@ class ClassifyParams(Group):
     hidden: int = Field(default=128, ge=1)
     layers: int = Field(default=1, ge=1)
     dropout: float = Field(default=0.3, ge=0.0, lt=1.0)
+    embed_dropout: float = Field(default=0.3, ge=0.0, lt=1.0)
     max_len: int = Field(default=256, ge=1)
     truncation: Literal["head", "tail", "head_tail"] = "head_tail"
     epochs: int = Field(default=2, ge=1)
     batch_size: int = Field(default=64, ge=1)
     learning_rate: float = Field(default=2e-3, gt=0.0)
+    schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup: float = Field(default=0.0, ge=0.0, lt=1.0)
+    pretrained_lr: float = Field(default=1.0, ge=0.0)
+    frozen_epochs: int = Field(default=0, ge=0)
     weight_decay: float = Field(default=0.0, ge=0.0)
     optimizer: Literal["adam", "adamw"] = "adamw"
     clip: float = Field(default=1.0, ge=0.0)
@@ -40,6 +45,8 @@ class ClassifyParams(Group):
     pretraining: Literal["none", "lm", "autoencoder"] = "none"
     pretraining_epochs: int = Field(default=1, ge=1)
     pretraining_max_len: int = Field(default=100, ge=2)
+    ensemble: list[str] = []       # none unless asked (params.yaml ships nbsvm, best_neural, docvec@doc2vec_dbow): its members must be rows of the run
+    ensemble_C: CGrid = [0.01, 0.1, 1.0, 10.0]
     attention_docs: int = Field(default=6, ge=0)
     device: Device = "auto"
 
@@ -53,3 +60,19 @@ class ClassifyParams(Group):
         if len(set(models)) != len(models):
             raise ValueError("a model is listed twice")
         return models
+
+    @field_validator("ensemble")
+    @classmethod
+    def _members(cls, members: list[str]) -> list[str]:
+        if len(set(members)) != len(members):
+            raise ValueError("a member is listed twice")
+        if len(members) == 1:
+            raise ValueError("an ensemble needs two members or more (or none: [])")
+        return members
+
+    @model_validator(mode="after")
+    def _phases(self) -> "ClassifyParams":
+        if self.frozen_epochs >= self.epochs:
+            raise ValueError(f"frozen_epochs ({self.frozen_epochs}) must be below epochs ({self.epochs}): "
+                             "the pre-initialised layers would never learn (freeze_embeddings: true keeps them fixed)")
+        return self

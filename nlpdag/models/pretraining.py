@@ -53,8 +53,9 @@ def pretrain_encoder(model: RNNClassifier, seqs: Sequence[np.ndarray], kind: str
     # seed None: the generator goes on from the head's initialisation, not from a second reset.
     # data_parallel False: under torchrun every rank pre-trains on all of the text by itself (the
     # heads leave the classifier's output layer unused, which DDP would refuse), as one process would.
+    # groups (): every layer learns at the full rate here; the fine-tuning's own groups come after.
     trainer = Trainer(task, replace(config, name=name, epochs=epochs, seed=None, record_grad_norms=False,
-                                    checkpoint=None, data_parallel=False), hooks)
+                                    checkpoint=None, data_parallel=False, groups=()), hooks)
     trainer.fit(Batches(capped, None, config.batch_size, shuffle=True, seed=config.seed or 0))
     return [{"epoch": h["epoch"], "loss": h["train_loss"], "seconds": h["seconds"],
              "tokens_per_second": h["tokens_per_second"]} for h in trainer.history_]

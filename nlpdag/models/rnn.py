@@ -45,7 +45,8 @@ class RNNConfig:
     layers: int = 1
     hidden: int = 128          # per direction
     pooling: str = "attention" # last | max | mean | attention (additive, Bahdanau-style, masked)
-    dropout: float = 0.3       # on the embeddings, between layers and on the pooled vector
+    dropout: float = 0.3       # between layers and on the pooled vector
+    embed_dropout: float | None = None  # on the embedded tokens; None: `dropout`
     freeze_embeddings: bool = False
     packed: bool | None = None # None: PACKED_DEFAULT for the input's device
 
@@ -54,6 +55,10 @@ class RNNConfig:
             raise ValueError(f"cell={self.cell!r}: expected one of {sorted(CELLS)}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}: expected one of {list(POOLINGS)}")
+        for name in ("dropout", "embed_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
         for name in ("vocab_size", "n_classes", "embed_dim", "layers", "hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -106,6 +111,7 @@ class RNNClassifier(nn.Module):
                           for _ in range(c.directions))
             for k in range(c.layers))
         self.drop = nn.Dropout(c.dropout)
+        self.embed_drop = nn.Dropout(c.dropout if c.embed_dropout is None else c.embed_dropout)
         if c.pooling == "attention":
             self.att_proj = nn.Linear(c.out_dim, c.hidden)
             self.att_v = nn.Linear(c.hidden, 1, bias=False)
@@ -131,7 +137,7 @@ class RNNClassifier(nn.Module):
         lengths = lengths.to(ids.device)
         lengths_cpu = lengths.cpu() if self.use_packed(ids.device) else None
         reverse = flip_index(lengths, T) if self.config.directions > 1 else None
-        x = self.drop(self.embedding(ids))  # (B, T, E)
+        x = self.embed_drop(self.embedding(ids))  # (B, T, E)
         stack = list(self.rnns)[:layers]
         for k, layer in enumerate(stack):
             outs = []

@@ -144,7 +144,7 @@ def build(params: ReportParams, probes: Sequence[str], root: Path = Path("."),
     words_of_topics = topic_words(inp.parquet(TOPICS))
     sections.append(h.reduction_section(reduce, topics, words_of_topics, inp.take_missing()))
     sections.append(h.classifiers_section(classify, summary, [m for m in classify_missing if m != ATTENTION]))
-    sections.append(h.claims_section(check_claims(embeddings, tokenise, reduce, classify)))
+    sections.append(h.claims_section(check_claims(embeddings, tokenise, reduce, classify, summary)))
 
     models = (classify or {}).get("models", {})
     curves = {}

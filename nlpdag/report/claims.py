@@ -40,10 +40,24 @@ def human(name: str) -> str:
     if match:
         cell, bi, pooling, embedding = match.groups()
         return f"{'bidirectional ' if bi else ''}{CELLS[cell]}, {pooling} pooling, on {human(embedding)}"
+    if name.startswith("ensemble(") and name.endswith(")"):
+        return "ensemble of " + "; ".join(human(m) for m in split_members(name[len("ensemble("):-1]))
     kind, _, on = name.partition("@")
     if kind in BASELINE_NAMES:
         return BASELINE_NAMES[kind] + (f", on {' + '.join(human(m) for m in on.split('+'))}" if on else "")
     return name
+
+
+def split_members(joined: str) -> list[str]:
+    """'nbsvm+lstm-bi-max@glove+docvec@doc2vec_dm+doc2vec_dbow' -> its rows; a '+' right after 'docvec@...'
+    joins Doc2Vec modes within one row."""
+    out: list[str] = []
+    for part in joined.split("+"):
+        if out and out[-1].startswith("docvec@") and part.startswith("doc2vec_"):
+            out[-1] += "+" + part
+        else:
+            out.append(part)
+    return out
 
 
 @dataclass
@@ -249,9 +263,35 @@ def clipping_claim(models: Mapping) -> Claim:
                  INCONCLUSIVE, "dvc exp run -S classify.clip=0; nlpdag compare")
 
 
+def ensemble_claim(models: Mapping, summary: Mapping) -> Claim:
+    claim = "Combining representations beats each one (Mesnil et al. 2014: NBSVM + paragraph vectors + an RNN)"
+    rows = [n for n, m in models.items() if m.get("kind") == "ensemble"]
+    if not rows or not summary.get("best"):
+        return Claim(claim, "the run has no ensemble row", NOT_MEASURED,
+                     "dvc exp run -S 'classify.ensemble=[nbsvm,best_neural,docvec@doc2vec_dbow]'")
+    row = rows[0]
+    parts, sides = [], []
+    for scope, best in summary["best"].items():
+        winner = summary.get("winner", {}).get(scope)
+        acc = models[row]["accuracy"] if scope == "overall" else models[row].get("by_source", {}).get(scope, {}).get("accuracy")
+        if best == row:
+            sides.append(1 if winner == row else 0)
+            parts.append(f"{scope}: the ensemble is best ({_pct(acc)}), " +
+                         ("McNemar separates it from the runner-up" if winner == row else
+                          f"tied with {summary.get('runner_up', {}).get(scope)} (p {summary.get('p_value', {}).get(scope)})"))
+        else:
+            sides.append(-1 if winner else 0)
+            parts.append(f"{scope}: {best} is best, the ensemble {_pct(acc)}")
+    verdict = SUPPORTED if all(s > 0 for s in sides) else CONTRADICTED if any(s < 0 for s in sides) else INCONCLUSIVE
+    adds = models[row].get("ensemble", {}).get("drop_one", {})
+    text = "; ".join(parts) + (". Validation accuracy lost without each member: " +
+                               ", ".join(f"{m} {100 * d:+.1f} pts" for m, d in adds.items()) if adds else "")
+    return Claim(claim, text, verdict)
+
+
 def check_claims(embeddings: Mapping | None, tokenise: Mapping | None, reduce: Mapping | None,
-                 classify: Mapping | None) -> list[Claim]:
+                 classify: Mapping | None, summary: Mapping | None = None) -> list[Claim]:
     emb, models = embeddings or {}, (classify or {}).get("models", {})
     return [speed_claim(emb), analogy_halves_claim(emb), sampling_claim(), fasttext_claim(emb, tokenise or {}),
             glove_claim(emb), autoencoder_claim(reduce or {}), long_documents_claim(models), attention_claim(models),
-            clipping_claim(models)]
+            clipping_claim(models), ensemble_claim(models, summary or {})]

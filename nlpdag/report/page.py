@@ -196,6 +196,8 @@ def _short_trained_on(text: str | None) -> str | None:
         return text
     if text.startswith("train split minus"):
         return "train − validation (early stopping on it)"
+    if text.startswith("validation slice"):
+        return "validation (members' log-odds)"
     return "train (C chosen on validation)" if "C chosen" in text else text
 
 
@@ -227,6 +229,12 @@ def verdicts(models: dict, summary: dict) -> list[str]:
         if base and base != best:
             text += f"; the best baseline is {esc(base)} ({fmt(acc(base))})"
         lines.append(text + ".")
+    versus = [(key, v) for key, v in (summary.get("neural_vs_baseline") or {}).items() if v]
+    if versus:
+        lines.append("The best row with a neural component against the best baseline (exact McNemar test): " + "; ".join(
+            f"{'overall' if key == 'overall' else key}: {esc(v['row'])} {100 * v['gain']:+.1f} pts over "
+            f"{esc(v['baseline'])}, p = {fmt(v['p_value'])} ({'significant' if v['significant'] else 'not significant'})"
+            for key, v in versus) + ".")
     chosen = (summary.get("best_neural") or {}).get("overall")
     if chosen:
         lines.append(f"Chosen on the validation slice (the default of <code>nlpdag predict</code>, the t-SNE "
@@ -253,7 +261,19 @@ def classifiers_section(metrics: dict | None, summary: dict | None, missing: Seq
                      'inductive protocol (<code>infer_vector</code>). "train s": features, choosing C on the '
                      'validation slice and fitting, the same for every row; "representation s": training the '
                      'word or document vectors it uses, apart.</p>')
+        parts += [ensemble_table(n, models[n]["ensemble"]) for n in order if models[n].get("ensemble")]
     return section("classifiers", "\n".join(parts))
+
+
+def ensemble_table(name: str, info: dict) -> str:
+    """An ensemble's members: the weight of each one's log-odds and what leaving it out costs."""
+    rows = [[named(m), ", ".join(f"{w:+.3f}" for w in info["weights"][m]), 100 * info["drop_one"][m]]
+            for m in info["members"]]
+    return (table(["member", "weight of its log-odds", "validation accuracy lost without it (pts)"], rows,
+                  {2: "max"}, caption=f"{name}: members")
+            + '<p class="small">A logistic regression over the members\' log-odds, fitted on the validation slice '
+              'only (C by 5-fold cross-validation within it); the drop-one column refits without each member and '
+              'reports the cross-validated accuracy lost, on the validation slice, never the test split.</p>')
 
 
 VERDICT_COLOURS = {"supported": "#2a7", "contradicted": "#a33", "inconclusive": "#b80", "not measured": "#777"}

@@ -16,6 +16,7 @@ and a plain `python -m stages.X` run takes none of the distributed paths.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from typing import Iterator
 
@@ -61,10 +62,20 @@ def setup() -> Iterator[None]:
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if cuda else "gloo")
+    ok = False
     try:
         yield
+        ok = True
     finally:
+        # A DistributedDataParallel wrapper left in a reference cycle holds the group; were it freed
+        # during interpreter shutdown, gloo's worker threads would be destroyed unjoined and abort the
+        # process ("terminate called without an active exception"). So: free it now, wait until every
+        # rank is past its last collective, and only then leave the group.
+        gc.collect()
+        if ok:
+            dist.barrier()
         dist.destroy_process_group()
+        gc.collect()
 
 
 def local_device(device: torch.device) -> torch.device:

@@ -9,7 +9,8 @@ it owns the shuffling, so every epoch's order is a function of (seed, epoch) alo
 replays it. Validation is the caller's `validate(model) -> {"val_<stat>": value}`.
 
 The Trainer owns the rest: the device (CUDA when asked and present, each torch.distributed rank on
-its own), the optimizer, mixed precision (autocast + GradScaler) on CUDA only, DistributedDataParallel
+its own), the optimizer and its learning rate per step (warm-up, decay, parameter groups with their own
+scale and frozen first epochs: nlpdag/training/schedule.py), mixed precision (autocast + GradScaler) on CUDA only, DistributedDataParallel
 under torchrun (each rank steps its slice of every global batch, nlpdag/training/distributed.py),
 gradient-norm clipping with the pre-clipping norms kept, and the callbacks: objects with optional
 on_fit_start / on_epoch_start / on_batch_end / on_epoch_end / on_train_end(trainer) hooks
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from torch import nn
 
 from nlpdag.training import distributed as dd
 from nlpdag.training.devices import autocast, resolve_device
+from nlpdag.training.schedule import ParamGroup, lr_factor, param_groups, set_lr
 
 
 class TrainData(Protocol):
@@ -41,7 +43,10 @@ class TrainerConfig:
     epochs: int = 3
     batch_size: int = 64
     learning_rate: float = 1e-3
-    weight_decay: float = 0.0
+    schedule: str = "constant"        # constant | cosine | linear, per step after the warm-up (schedule.py)
+    warmup: float = 0.0               # share of all steps warming up linearly
+    groups: tuple[ParamGroup, ...] = ()  # parameters with their own rate scale and frozen first epochs
+    weight_decay: float = 0.0         # AdamW's, on the matrices outside the embedding
     optimizer: str = "adamw"          # adam | adamw
     fused: bool = False               # one optimizer kernel for all parameters (same update, less overhead)
     clip: float = 0.0                 # max global gradient norm; 0: no clipping
@@ -56,12 +61,13 @@ class TrainerConfig:
     data_parallel: bool = True        # under torchrun: DDP, each rank a slice of every batch; False: each rank alone
 
 
-def make_optimizer(params: Iterable[nn.Parameter], config: TrainerConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainerConfig) -> torch.optim.Optimizer:
     if config.optimizer not in ("adam", "adamw"):
         raise ValueError(f"optimizer={config.optimizer!r}: expected adam or adamw")
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     extra = {"fused": True} if config.fused else {}
-    return cls(params, lr=config.learning_rate, weight_decay=config.weight_decay, **extra)
+    groups = param_groups(model, config.groups, config.weight_decay)
+    return cls(groups, lr=config.learning_rate, **extra)
 
 
 class _BatchLoss(nn.Module):
@@ -116,7 +122,7 @@ class Trainer:
             torch.manual_seed(cfg.seed)
         model.to(device)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = make_optimizer(self.params, cfg)
+        self.optimizer = make_optimizer(model, cfg)
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         self.n_batches = len(train)
         self.trigger("on_fit_start")  # a checkpoint resumes here: weights, optimizer, epoch, history
@@ -124,6 +130,7 @@ class Trainer:
         # After resuming: DDP starts every rank from rank 0's weights.
         net = dd.wrap(_BatchLoss(model), device) if parallel else _BatchLoss(model)
         max_norm = cfg.clip if cfg.clip > 0 else math.inf
+        total_steps = cfg.epochs * self.n_batches
         total_tokens, total_seconds = 0, 0.0
         while not self.done and not self.stop and self.epoch < cfg.epochs:
             self.epoch += 1
@@ -134,7 +141,11 @@ class Trainer:
             self.trigger("on_epoch_start")
             sums: dict[str, list] = {}
             norms = []
+            step = (self.epoch - 1) * self.n_batches  # a function of the epoch: a resumed run continues it
             for batch, weight in train.epoch_batches(self.epoch, device, shard=parallel):
+                set_lr(self.optimizer, cfg.learning_rate, lr_factor(step, total_steps, cfg.schedule, cfg.warmup),
+                       self.epoch)
+                step += 1
                 batch = to_device(batch, device)
                 self.optimizer.zero_grad(set_to_none=True)
                 with autocast(device, use_amp):
