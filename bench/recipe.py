@@ -35,6 +35,11 @@ GRID = {
     "+ 0.1x, embed dropout 0.5, wd 0.01": {**RECIPE, "pretrained_lr": 0.1, "embed_dropout": 0.5, "weight_decay": 0.01},
     "+ 0.1x, max_len 400": {**RECIPE, "pretrained_lr": 0.1, "max_len": 400},
     "+ 0.1x, LM pre-training": {**RECIPE, "pretrained_lr": 0.1, "pretraining": "lm"},
+    # second round, around the best of the first (frozen first epoch: lowest validation loss, still falling)
+    "+ frozen 1 epoch, 4 epochs": {**RECIPE, "frozen_epochs": 1, "epochs": 4},
+    "+ frozen 1 epoch, max_len 400": {**RECIPE, "frozen_epochs": 1, "max_len": 400},
+    "+ frozen 1 epoch, then 0.3x": {**RECIPE, "frozen_epochs": 1, "pretrained_lr": 0.3},
+    "+ frozen 1 epoch, LM pre-training": {**RECIPE, "frozen_epochs": 1, "pretraining": "lm"},
 }
 
 
@@ -93,7 +98,14 @@ def main() -> None:
                   f"(epoch {r['best_epoch']}; {r['val_loss_by_epoch']})  {r['seconds']:.0f} s", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": args.model, "docs": args.docs, "base": BASE, "points": rows}, indent=1) + "\n")
+    # Points of an earlier run on the same model and sample stay, unless rerun now.
+    kept = []
+    if out.exists():
+        old = json.loads(out.read_text())
+        if (old.get("model"), old.get("docs")) == (args.model, args.docs):
+            kept = [p for p in old["points"] if p["name"] not in grid]
+    out.write_text(json.dumps({"model": args.model, "docs": args.docs, "base": BASE, "points": kept + rows},
+                              indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -108,16 +108,20 @@ def test_a_frozen_embedding_keeps_its_exact_values_then_learns_at_its_scale():
 def test_classify_maps_its_params_onto_groups():
     bi = RNNConfig(vocab_size=10, n_classes=2, bidirectional=True)
     p = ClassifyParams(pretrained_lr=0.1, frozen_epochs=1, epochs=3)
+    assert ClassifyParams().frozen_epochs == 1 and ClassifyParams().schedule == "cosine"  # the shipped recipe
     assert pretrained_groups(True, bi, p) == (ParamGroup("embedding.", 0.1, 1),)
     assert pretrained_groups(False, bi, p) == ()  # a random embedding learns at the full rate
     lm = ClassifyParams(pretrained_lr=0.1, pretraining="lm", epochs=3)
     assert [g.prefix for g in pretrained_groups(False, bi, lm)] == ["embedding.", "rnns.0."]
-    assert pretrained_groups(True, bi, ClassifyParams()) == ()  # defaults of 1.0 / 0: the plain optimizer
+    assert pretrained_groups(True, bi, ClassifyParams(frozen_epochs=0)) == ()  # 1.0x, never frozen: one group
 
 
-def test_frozen_epochs_must_leave_an_epoch_to_learn():
+def test_frozen_epochs_leave_an_epoch_to_learn_and_bad_values_are_one_line():
+    bi = RNNConfig(vocab_size=10, n_classes=2)
+    assert pretrained_groups(True, bi, ClassifyParams(epochs=1, frozen_epochs=1)) == (ParamGroup("embedding.", 1.0, 0),)
+    assert pretrained_groups(True, bi, ClassifyParams(epochs=3, frozen_epochs=5))[0].frozen_epochs == 2
     with pytest.raises(StageError, match="frozen_epochs"):
-        validate(ClassifyParams, {"epochs": 2, "frozen_epochs": 2}, "params.yaml: classify")
+        validate(ClassifyParams, {"frozen_epochs": -1}, "params.yaml: classify")
     with pytest.raises(StageError, match="schedule"):
         validate(ClassifyParams, {"schedule": "step"}, "params.yaml: classify")
 

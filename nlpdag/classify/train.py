@@ -13,7 +13,8 @@ embedding lacks are mapped to the learned unknown-word vector, except with `fast
 them from their character n-grams. Every choice is made on the validation slice of the training split
 that ingest chose (data.val_fraction, stratified by label and source; nlpdag/evaluation/protocol.py): each
 baseline's C (then refitted on the whole training split), the neural models' epochs (early stopping),
-the default model of `nlpdag predict`, the attention panel. The test split is scored once.
+the default model of `nlpdag predict`, the attention panel, the training recipe's defaults
+(bench/recipe.py), the ensemble's weights (nlpdag/classify/ensemble.py). The test split is scored once.
 
 Outputs: reports/metrics/classify.json {"models": {name: {accuracy, macro_f1, roc_auc, n, by_source,
 accuracy_ci, macro_f1_ci, train_seconds, tokens_per_second, kind, transductive, trained_on, C,
@@ -312,7 +313,7 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
 
 def pretrained_groups(embedding_init: bool, config, params: ClassifyParams) -> tuple:
     """The layers that start from knowledge learn at `pretrained_lr` times the rate, and not at all in the
-    first `frozen_epochs` epochs: the embedding when it starts from a method's vectors, and what
+    first `frozen_epochs` epochs (at most all but the last): the embedding when it starts from a method's vectors, and what
     pre-training trained (ULMFiT's discriminative rates and gradual unfreezing, in two steps: the layers
     above first, then everything). The output layer always learns at the full rate."""
     from nlpdag.training.schedule import ParamGroup
@@ -324,7 +325,8 @@ def pretrained_groups(embedding_init: bool, config, params: ClassifyParams) -> t
         prefixes += ["rnns.0." if config.directions > 1 else "rnns."]
     if params.pretrained_lr == 1.0 and params.frozen_epochs == 0:
         return ()
-    return tuple(ParamGroup(p, params.pretrained_lr, params.frozen_epochs) for p in prefixes)
+    frozen = min(params.frozen_epochs, params.epochs - 1)  # at least one epoch learns (epochs: 1 freezes nothing)
+    return tuple(ParamGroup(p, params.pretrained_lr, frozen) for p in prefixes)
 
 
 def gradient_summary(norms: list[float], clip: float) -> dict | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from nlpdag.config.base import CGrid, Device, Group
 
@@ -31,13 +31,13 @@ class ClassifyParams(Group):
     embed_dropout: float = Field(default=0.3, ge=0.0, lt=1.0)
     max_len: int = Field(default=256, ge=1)
     truncation: Literal["head", "tail", "head_tail"] = "head_tail"
-    epochs: int = Field(default=2, ge=1)
+    epochs: int = Field(default=3, ge=1)
     batch_size: int = Field(default=64, ge=1)
     learning_rate: float = Field(default=2e-3, gt=0.0)
-    schedule: Literal["constant", "cosine", "linear"] = "constant"
-    warmup: float = Field(default=0.0, ge=0.0, lt=1.0)
+    schedule: Literal["constant", "cosine", "linear"] = "cosine"
+    warmup: float = Field(default=0.1, ge=0.0, lt=1.0)
     pretrained_lr: float = Field(default=1.0, ge=0.0)
-    frozen_epochs: int = Field(default=0, ge=0)
+    frozen_epochs: int = Field(default=1, ge=0)
     weight_decay: float = Field(default=0.0, ge=0.0)
     optimizer: Literal["adam", "adamw"] = "adamw"
     clip: float = Field(default=1.0, ge=0.0)
@@ -69,10 +69,3 @@ class ClassifyParams(Group):
         if len(members) == 1:
             raise ValueError("an ensemble needs two members or more (or none: [])")
         return members
-
-    @model_validator(mode="after")
-    def _phases(self) -> "ClassifyParams":
-        if self.frozen_epochs >= self.epochs:
-            raise ValueError(f"frozen_epochs ({self.frozen_epochs}) must be below epochs ({self.epochs}): "
-                             "the pre-initialised layers would never learn (freeze_embeddings: true keeps them fixed)")
-        return self
