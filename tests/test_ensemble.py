@@ -140,3 +140,28 @@ def test_language_model_pretraining_reads_no_test_text(tmp_path, monkeypatch):
                                     log=lambda *_: None)
     assert len(seen) == train.sum() and not any((s == marker).any() for s in seen)
     assert result.extra["pretrain_history"] and result.extra["pretrain_history"][0]["loss"] > 0
+
+
+def test_the_ensemble_scores_the_test_split_with_the_models_that_made_its_validation_features():
+    data, members = toy_rows()
+    refit = Result("good", "baseline", 1 - members[0].proba, 1.0, extra={"fit_part_proba": members[0].proba},
+                   val_proba=members[0].val_proba)  # the row's own (refitted) proba says the opposite
+    a = fit_ensemble(members, data, [1.0])
+    b = fit_ensemble([refit, members[1]], data, [1.0])
+    assert np.array_equal(a.proba, b.proba)
+
+
+def test_language_model_pretraining_penalises_saturated_states():
+    from nlpdag.models.rnn import PretrainHead, RNNClassifier, RNNConfig
+
+    torch.manual_seed(0)
+    config = RNNConfig(vocab_size=20, n_classes=2, embed_dim=4, hidden=3, dropout=0.0)
+    model, head = RNNClassifier(config), PretrainHead(config, "lm")
+    ids, lengths = torch.randint(2, 20, (4, 7)), torch.tensor([7, 5, 3, 2])
+    ids[1, 5:], ids[2, 3:], ids[3, 2:] = 0, 0, 0
+    with_penalty = head.loss(model, ids, lengths)
+    h = model.states(ids, lengths, layers=1)
+    real = torch.arange(7)[None] < lengths[:, None]
+    head.ACTIVATION_PENALTY = 0.0
+    assert with_penalty.item() == pytest.approx(head.loss(model, ids, lengths).item() + 2.0 * h[real].pow(2).mean().item(),
+                                                rel=1e-5)

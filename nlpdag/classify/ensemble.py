@@ -9,8 +9,9 @@ turn and reports the cross-validated accuracy it loses: how much each member add
 
 The members' validation predictions are honest held-out ones (the baselines' come from the fit on the
 training split minus the slice; a neural model's early stopping did watch the slice's loss, so it looks
-slightly better there than it is). `best_neural` stands for the neural model chosen on the validation
-slice, as elsewhere.
+slightly better there than it is), and their test predictions come from the same models (`member_test_proba`:
+a baseline's own row uses its refit on the whole training split instead, whose margins differ in scale).
+`best_neural` stands for the neural model chosen on the validation slice, as elsewhere.
 """
 from __future__ import annotations
 
@@ -94,11 +95,18 @@ def resolve_members(members: list[str], results: list[Result], best_neural: str 
     return out
 
 
+def member_test_proba(member: Result) -> np.ndarray:
+    """A member's test predictions from the very model whose validation predictions fitted the weights:
+    a baseline's fit on the training split minus the slice (not its refit on all of it); a neural
+    model trains on that part anyway."""
+    return member.extra.get("fit_part_proba", member.proba)
+
+
 def fit_ensemble(members: list[Result], data: Dataset, Cs: list[float], seed: int = 0) -> Result:
     """The ensemble's row: fitted on the validation slice's labels only (`data.y[data.validation]`)."""
     y_val = data.y[data.validation]
     stack = LogOddsStack(Cs, seed=seed).fit([m.val_proba for m in members], y_val)
-    proba = stack.predict_proba([m.proba for m in members])
+    proba = stack.predict_proba([member_test_proba(m) for m in members])
     drop_one = {}
     for k, member in enumerate(members):
         rest = [m.val_proba for j, m in enumerate(members) if j != k]
@@ -108,7 +116,8 @@ def fit_ensemble(members: list[Result], data: Dataset, Cs: list[float], seed: in
     weights = {m.name: [round(float(w), 4) for w in coef[:, j * k1:(j + 1) * k1].ravel()] for j, m in enumerate(members)}
     name = f"ensemble({'+'.join(m.name for m in members)})"
     info = {"C": stack.C_, "validation_accuracy": round(stack.accuracy_, 4),
-            "trained_on": "validation slice (the members' log-odds; C by 5-fold cross-validation within it)",
+            "trained_on": "validation slice (the members' log-odds, each from its fit on the training split minus "
+                          "the slice; C by 5-fold cross-validation within it)",
             "transductive": any(m.info.get("transductive", False) for m in members),
             "ensemble": {"members": [m.name for m in members], "weights": weights,
                          "intercept": [round(float(b), 4) for b in stack.model_.intercept_],

@@ -94,17 +94,24 @@ def _select_fit_predict(name: str, fit, grid: list[float], X_train, data: Datase
     with involving(f"classify.baselines: {name}"):
         val_proba = {}
 
+        fitted = {}
+
         def score(C: float) -> float:
-            val_proba[C] = np.asarray(fit(X_fit, y_train[fit_pos], C).predict_proba(X_val))
+            fitted[C] = fit(X_fit, y_train[fit_pos], C)
+            val_proba[C] = np.asarray(fitted[C].predict_proba(X_val))
             return float(np.mean(val_proba[C].argmax(axis=1) == y_train[val_pos]))
 
         C, scores = evaluation.select(grid, score)
         model = fit(X_train, y_train, C)
         proba = np.asarray(model.predict_proba(X_test))
+        # The ensemble weighs this row's log-odds as the validation slice showed them: on the test split it
+        # needs the same model's, not the refitted one's (more data, other margins and confidence).
+        fit_part_proba = np.asarray(fitted[C].predict_proba(X_test))
     seconds = features_seconds + time.perf_counter() - start
     info = {"C": C, "validation_accuracy": {f"{c:g}": round(v, 4) for c, v in scores.items()},
             "trained_on": "train split (C chosen on its validation slice, then refitted on all of it)", **info}
-    return Result(name, "baseline", proba, seconds, val_proba=val_proba[C], info=info)
+    return Result(name, "baseline", proba, seconds, extra={"fit_part_proba": fit_part_proba},
+                  val_proba=val_proba[C], info=info)
 
 
 def load_docvecs(mode: str, data: Dataset) -> tuple[np.ndarray, bool]:

@@ -234,13 +234,16 @@ class SequenceDecoder(nn.Module):
 class PretrainHead(nn.Module):
     """The objective of `pretrain_encoder` (Dai & Le 2015), over a classifier's embedding and recurrent layers.
 
-    lm: a language model on the recurrent states - the forward direction predicts the next token; in a
+    lm: a language model on the recurrent states (plus 2 x their mean square, AWD-LSTM's activation
+    regularisation, so that they stay unsaturated for fine-tuning) - the forward direction predicts the next token; in a
     bidirectional model the reverse direction also predicts the previous token (as ELMo does), so both
     directions start pre-trained. A bidirectional stack pre-trains its first layer only: a second layer's
     forward direction reads the first layer's reverse states, which have seen the token to predict.
     autoencoder: the sequence auto-encoder - the classifier's own `encode` (pooling included) makes the
     document vector, from which `SequenceDecoder` must reconstruct the sequence.
     """
+
+    ACTIVATION_PENALTY = 2.0
 
     def __init__(self, config: RNNConfig, kind: str):
         super().__init__()
@@ -264,4 +267,8 @@ class PretrainHead(nn.Module):
         losses = [self.outputs[0](h[:, :-1, :c.hidden][has_next], ids[:, 1:][has_next])]
         if c.directions > 1:  # the reverse state at t has read t..len-1: it predicts token t - 1
             losses.append(self.outputs[1](h[:, 1:, c.hidden:][has_next], ids[:, :-1][has_next]))
-        return sum(losses) / len(losses)
+        # Activation regularisation (Merity et al. 2018, AWD-LSTM: alpha 2): without it one epoch of this
+        # language model drives the states to |h| ~ 0.84 on average (tanh saturated), where the gates'
+        # gradients vanish and fine-tuning cannot move them (bench/recipe.py: validation accuracy .56).
+        real = token_mask(lengths, ids.shape[1])
+        return sum(losses) / len(losses) + self.ACTIVATION_PENALTY * h[real].pow(2).mean()
