@@ -148,7 +148,7 @@ def test_classify_stage_under_torchrun(tmp_path, monkeypatch, one_thread):
     for root in (tmp_path / "ddp", tmp_path / "single"):
         make_workspace(root, 2, models, ["nb_logreg"])
         params = yaml.safe_load((root / "params.yaml").read_text())
-        params["classify"].update(dropout=0.0, epochs=4)
+        params["classify"].update(dropout=0.0, embed_dropout=0.0, epochs=4)
         (root / "params.yaml").write_text(yaml.safe_dump(params))
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
