@@ -4,7 +4,7 @@ from __future__ import annotations
 from nlpdag.catalog import CORPUS, LIVE_DIR, VOCAB
 from nlpdag.classify.dataset import load_dataset
 from nlpdag.classify.ensemble import check_members, ensemble_row
-from nlpdag.classify.outputs import write_outputs
+from nlpdag.classify.outputs import accuracy_on_test, write_outputs
 from nlpdag.classify.train import check_embedding, parse_spec, run_baselines, train_neural
 from nlpdag.config.base import StageParams, load_params
 from nlpdag.config.classify import ClassifyParams
@@ -43,13 +43,11 @@ def run(params: StageParams, log=print) -> dict:
             saved["tokenise"] = params.tokenise.model_dump()
             models[spec] = (model, saved)
             results.append(result)
-            acc = float((result.proba.argmax(1) == data.y[data.test]).mean())
-            log(f"classify: {spec}: accuracy {acc:.4f} ({result.seconds:.1f} s, "
+            log(f"classify: {spec}: accuracy {accuracy_on_test(result, data):.4f} ({result.seconds:.1f} s, "
                 f"{result.extra['tokens_per_second']:.0f} tokens/s)")
     if p.ensemble and dd.is_main():  # fitted on the validation slice's labels only
         results.append(ensemble_row(results, data, p.ensemble, p.ensemble_C, params.seed))
-        log(f"classify: {results[-1].name}: accuracy "
-            f"{float((results[-1].proba.argmax(1) == data.y[data.test]).mean()):.4f}")
+        log(f"classify: {results[-1].name}: accuracy {accuracy_on_test(results[-1], data):.4f}")
     # The broadcast also holds the other ranks until rank 0 has written everything.
     summary = dd.broadcast(write_outputs(results, models, data, p, params.seed) if dd.is_main() else None)
     for key, name in summary["winner"].items():

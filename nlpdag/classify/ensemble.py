@@ -74,21 +74,16 @@ class LogOddsStack:
 
 
 def resolve_members(members: list[str], results: list[Result], best_neural: str | None) -> list[Result]:
-    """The rows named by `classify.ensemble` (`best_neural`: the neural model chosen on validation)."""
+    """The rows named by `classify.ensemble` (`best_neural`: the neural model chosen on validation).
+    `check_members` vetted the names before anything trained; what is left to catch here is a row the
+    run skipped (e.g. `mean@pretrained` without vectors) and `best_neural` naming a listed member."""
     by_name = {r.name: r for r in results}
     out = []
     for name in members:
-        if name == BEST_NEURAL:
-            if best_neural is None:
-                raise StageError("params.yaml: classify.ensemble: best_neural, but no neural model trained "
-                                 "(classify.models is empty)")
-            name = best_neural
+        name = (best_neural or name) if name == BEST_NEURAL else name
         if name not in by_name:
             raise StageError(f"params.yaml: classify.ensemble: {name!r} is not a row of this run; rows: "
                              f"{', '.join(sorted(by_name))}")
-        if by_name[name].val_proba is None:
-            raise StageError(f"params.yaml: classify.ensemble: {name!r} has no validation predictions "
-                             "(tfidf_logreg comes fitted from the bow stage); choose another member")
         if by_name[name] in out:
             raise StageError(f"params.yaml: classify.ensemble: {name!r} is listed twice (best_neural is {name})")
         out.append(by_name[name])

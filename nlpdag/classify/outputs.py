@@ -74,6 +74,11 @@ def length_bands(lengths: np.ndarray) -> dict[str, np.ndarray]:
     return bands
 
 
+def accuracy_on_test(result: Result, data: Dataset) -> float:
+    """A row's accuracy on the test split (for the stage's log; the scores are `score_results`')."""
+    return float(np.mean(result.proba.argmax(axis=1) == data.y[data.test]))
+
+
 def validation_accuracy(result: Result, data: Dataset) -> float:
     """A row's accuracy on the validation slice (its `val_proba` rows follow the slice's order)."""
     return float(np.mean(result.val_proba.argmax(axis=1) == data.y[data.validation]))

@@ -47,7 +47,7 @@ from nlpdag.io.tables import read_frame, read_json, read_table
 from nlpdag.config.classify import MODEL_SPEC
 from nlpdag.config.classify import ClassifyParams
 from nlpdag.classify.dataset import Dataset, Result
-from nlpdag.classify.outputs import truncate, validation_accuracy
+from nlpdag.classify.outputs import accuracy_on_test, truncate, validation_accuracy
 from nlpdag.io.vectors import read_vectors
 from nlpdag.catalog import EMBEDDINGS_DIR
 from nlpdag.catalog import BOW_METRICS, BOW_PREDICTIONS, CHECKPOINTS, CORPUS, DOCVECS_DIR, LABELS, REDUCED_DIR, TOKENS, TRAIN_DIR, VOCAB
@@ -174,7 +174,7 @@ def run_baselines(data: Dataset, params: ClassifyParams, seed: int, log=print) -
             results.append(_select_fit_predict(name, dense, params.dense_C, X[train], data, X[test], transductive=seen,
                                                representation_seconds=None if None in rep else round(sum(rep), 2)))
     for r in results:
-        log(f"classify: {r.name}: accuracy {float((r.proba.argmax(1) == data.y[test]).mean()):.4f} "
+        log(f"classify: {r.name}: accuracy {accuracy_on_test(r, data):.4f} "
             f"({r.seconds:.1f} s" + (f", C {r.info['C']:g}" if r.info.get("C") is not None else "") + ")")
     return results
 

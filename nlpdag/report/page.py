@@ -232,7 +232,7 @@ def verdicts(models: dict, summary: dict) -> list[str]:
     versus = [(key, v) for key, v in (summary.get("neural_vs_baseline") or {}).items() if v]
     if versus:
         lines.append("The best row with a neural component against the best baseline (exact McNemar test): " + "; ".join(
-            f"{'overall' if key == 'overall' else key}: {esc(v['row'])} {100 * v['gain']:+.1f} pts over "
+            f"{key}: {esc(v['row'])} {100 * v['gain']:+.1f} pts over "
             f"{esc(v['baseline'])}, p = {fmt(v['p_value'])} ({'significant' if v['significant'] else 'not significant'})"
             for key, v in versus) + ".")
     chosen = (summary.get("best_neural") or {}).get("overall")
