@@ -80,3 +80,30 @@ def test_the_ensemble_claim_needs_a_significant_win_in_every_scope():
     lost = {"best": {"overall": "nbsvm", "imdb": row}, "winner": {"overall": "nbsvm", "imdb": None}}
     assert ensemble_claim(models, lost).verdict == CONTRADICTED
     assert ensemble_claim({"nbsvm": models["nbsvm"]}, won).verdict == NOT_MEASURED
+
+
+def test_family_claims_follow_the_paired_tests():
+    from nlpdag.report.claims import human, self_attention_claim, tree_claim
+
+    def test(gain, p):
+        return {"accuracy_a": 0.8 + gain, "accuracy_b": 0.8, "gain": gain, "p_value": p, "significant": p < 0.05, "n": 100}
+
+    tree = {"a": "treelstm-rae@glove", "b": "lstm-bi-attention@glove", "short_source": "rotten_tomatoes",
+            "scopes": {"overall": test(-0.05, 0.001), "rotten_tomatoes": test(0.04, 0.01)}}
+    claim = tree_claim({"versus": {"tree_vs_recurrent": tree}})
+    assert claim.verdict == "supported" and "rotten_tomatoes: 84.0% against 80.0%" in claim.measurement
+    assert "overall" not in claim.measurement  # the short source only
+    tree["scopes"]["rotten_tomatoes"] = test(0.04, 0.2)
+    assert tree_claim({"versus": {"tree_vs_recurrent": tree}}).verdict == "inconclusive"
+    tree["scopes"]["rotten_tomatoes"] = test(-0.04, 0.01)
+    assert tree_claim({"versus": {"tree_vs_recurrent": tree}}).verdict == "contradicted"
+    assert tree_claim({}).verdict == "not measured" and "treelstm-rae" in tree_claim({}).how
+    attention = {"a": "transformer-2x128@glove", "b": "lstm-bi-attention@glove",
+                 "scopes": {"overall": test(0.01, 0.3), "imdb": test(0.02, 0.04)}}
+    claim = self_attention_claim({"versus": {"transformer_vs_recurrent": attention}})
+    assert claim.verdict == "inconclusive" and "overall" in claim.measurement and "imdb" in claim.measurement
+    assert self_attention_claim({}).verdict == "not measured"
+    assert human("treelstm-rae@glove") == "Tree-LSTM over recursive auto-encoder trees, on GloVe"
+    assert human("recnn-left@random") == "recursive NN over left-branching trees, on random initialisation"
+    assert human("transformer-2x128@word2vec_skipgram") == ("Transformer encoder (2 layers of width 128), "
+                                                             "on word2vec skip-gram")

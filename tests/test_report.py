@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from nlpdag.report import page as h
+from nlpdag.report import views
 from nlpdag.errors import StageError
 from nlpdag.report.charts import plotly_js
 from nlpdag.config.params import Params
@@ -75,7 +76,10 @@ def write_report_inputs(root: Path) -> Params:
     write(root / "reports" / "classify" / "attention.json", [
         {"model": NEURAL, "doc_id": 50, "label": "pos", "predicted": "neg", "tokens": ["a", "dull", "<b>film"],
          "weights": [0.1, 0.7, 0.2]},
-        {"model": NEURAL, "doc_id": 51, "label": "neg", "predicted": "neg", "tokens": ["awful"], "weights": [1.0]}])
+        {"model": NEURAL, "doc_id": 51, "label": "neg", "predicted": "neg", "tokens": ["awful"], "weights": [1.0]},
+        {"model": TRANSFORMER, "doc_id": 50, "label": "pos", "predicted": "pos", "tokens": ["a", "dull", "<b>film"],
+         "weights": [0.2, 0.3, 0.4]}])
+    write(root / "reports" / "classify" / "trees.json", [TREE_EXAMPLE])
     write(root / "reports" / "plots" / "classify" / f"{NEURAL}.csv",
           "epoch,train_loss,val_loss,train_accuracy,val_accuracy\n1,0.69,0.6,0.55,0.61\n2,0.5,0.45,0.77,0.8\n")
     for name in CLASSIFY["models"]:
@@ -152,13 +156,41 @@ def test_confusion_models_default_to_winners_and_best_baseline():
     assert confusion_models(params, None) == []
 
 
+TRANSFORMER = "transformer-2x128@word2vec_cbow"
+TREE_EXAMPLE = {"model": "treelstm-rae@word2vec_cbow", "doc_id": 52, "label": "pos", "predicted": "pos",
+                "tokens": ["not", "bad", "<at>", "all"], "children": [[0, 1], [2, 3], [4, 5]],
+                "node_predicted": ["neg", "neg", "pos", "pos", "pos", "pos", "pos"],
+                "node_confidence": [0.9, 0.8, 0.55, 0.6, 0.7, 0.65, 0.95]}
+
+
+def test_tree_panel_svg():
+    svg = views.tree_svg(TREE_EXAMPLE["tokens"], TREE_EXAMPLE["children"], TREE_EXAMPLE["node_predicted"],
+                         TREE_EXAMPLE["node_confidence"], ["neg", "pos"])
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert svg.count("<circle") == 7 and svg.count("<line") == 6 and svg.count("<text") == 4
+    assert "&lt;at&gt;" in svg and "<at>" not in svg
+    circles = re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="7" fill="(#\w+)" fill-opacity="([\d.]+)"', svg)
+    xs, ys = [float(c[0]) for c in circles], [float(c[1]) for c in circles]
+    assert ys[:4] == [ys[0]] * 4 and ys[6] < ys[4] == ys[5] < ys[0]   # leaves at the bottom, the root on top
+    assert xs[4] == (xs[0] + xs[1]) / 2 and xs[6] == (xs[4] + xs[5]) / 2  # a parent above its children's middle
+    assert [c[2] for c in circles[:2]] == [views.PALETTE[0]] * 2 and circles[2][2] == views.PALETTE[1]
+    assert circles[6][3] == "0.95"
+    section = views.trees_section([TREE_EXAMPLE], ["neg", "pos"])
+    assert '<section id="trees">' in section and "Tree-LSTM over recursive auto-encoder trees" in section
+    assert "no tree model" in views.trees_section([], ["neg", "pos"])
+    assert "not available: reports/classify/trees.json" in views.trees_section(None, [], ["reports/classify/trees.json"])
+
+
 def test_neighbours_and_attention_sections():
     out = h.neighbours_section({"word2vec_cbow": {"good": [["great", 0.7], ["fine", 0.6]]}}, ["good", "zzz"],
                                ["word2vec_cbow", "glove"], 1)
     assert "great" in out and "fine" not in out and "(not in vocabulary)" in out and "<th>glove</th>" not in out
-    att = h.attention_section([{"model": "m", "doc_id": 1, "label": "pos", "predicted": "neg",
-                                "tokens": ["dull", "<i>"], "weights": [0.5, 1.0]}])
+    att = views.attention_section([{"model": "m", "doc_id": 1, "label": "pos", "predicted": "neg",
+                                    "tokens": ["dull", "<i>"], "weights": [0.5, 1.0]},
+                                   {"model": TRANSFORMER, "doc_id": 1, "label": "pos", "predicted": "pos",
+                                    "tokens": ["dull", "<i>"], "weights": [0.25, 0.25]}])
     assert "rgba(255,140,0,0.500)" in att and "&lt;i&gt;" in att and "misclassified" in att
+    assert att.count('class="doc"') == 1 and "Transformer encoder" in att  # both models' views of one document
 
 
 def test_page_has_every_section_and_no_external_reference(report_fixture):

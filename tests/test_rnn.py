@@ -322,7 +322,7 @@ def test_predict_keeps_the_input_order_and_checkpoints_round_trip(tmp_path):
     loaded, extra = load_checkpoint(path)
     assert extra == {"labels": ["a", "b", "c"]} and loaded.config == model.config
     assert np.array_equal(predict(loaded, seqs)["proba"], predict(model, seqs)["proba"])
-    with pytest.raises(ValueError, match="pooling=attention"):
+    with pytest.raises(ValueError, match="a model that attends"):
         predict(model_for(pooling="max"), seqs, with_attention=True)
     (tmp_path / "bad.pt").write_text("not a checkpoint")
     with pytest.raises(StageError, match="bad.pt"):

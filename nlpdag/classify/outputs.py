@@ -15,7 +15,7 @@ import pyarrow as pa
 from nlpdag.evaluation import protocol as evaluation
 from nlpdag.io.tables import atomic_path, write_json, write_table
 from nlpdag.evaluation.scores import classification_metrics
-from nlpdag.catalog import ATTENTION, CLASSIFY_METRICS, CLASSIFY_MODELS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, CONFUSION_DIR, CURVES_DIR, SUMMARY
+from nlpdag.catalog import ATTENTION, TREES, CLASSIFY_METRICS, CLASSIFY_MODELS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, CONFUSION_DIR, CURVES_DIR, SUMMARY
 
 if TYPE_CHECKING:
     from nlpdag.classify.dataset import Dataset, Result
@@ -115,7 +115,44 @@ def summarise(metrics: dict, results: list[Result], data: Dataset) -> dict:
         out["neural_vs_baseline"][key] = neural_vs_baseline(y_test[rows], {n: p[rows] for n, p in preds.items()}, kinds, base)
     chosen = chosen_on_validation([r for r in results if r.kind == "neural"], data)
     out["best_neural"] = {"overall": chosen and chosen.name, "chosen_on": "validation accuracy"}
+    out["versus"] = family_tests(results, data, sources)
     return {**out, "labels": data.labels, "sources": sources}
+
+
+def family(name: str) -> str | None:
+    from nlpdag.config.classify import parse_spec
+
+    parts = parse_spec(name)
+    return parts and parts["family"]
+
+
+def family_tests(results: list[Result], data: Dataset, sources: list[str]) -> dict:
+    """The course's model-family questions, each a paired (exact McNemar) test on the same test documents,
+    overall and per source, between the rows chosen on the validation slice: the best tree model against
+    the best recurrent one (`tree_vs_recurrent`, with `short_source`: the source whose test texts have
+    the fewest tokens at the median) and the best Transformer against the best recurrent one."""
+    y = data.y[data.test]
+    src = data.sources[data.test].fillna("").to_numpy()
+    lengths = np.array([len(data.docs[i]) for i in np.flatnonzero(data.test)])
+    by = {f: chosen_on_validation([r for r in results if r.kind == "neural" and family(r.name) == f], data)
+          for f in ("rnn", "tree", "transformer")}
+    out = {}
+    for key, f in (("tree_vs_recurrent", "tree"), ("transformer_vs_recurrent", "transformer")):
+        a, b = by[f], by["rnn"]
+        if a is None or b is None:
+            continue
+        pa_, pb = a.proba.argmax(axis=1), b.proba.argmax(axis=1)
+        scopes = {}
+        for scope in ["overall", *sources]:
+            rows = np.ones(len(y), bool) if scope == "overall" else src == scope
+            acc_a, acc_b = float(np.mean(pa_[rows] == y[rows])), float(np.mean(pb[rows] == y[rows]))
+            p = evaluation.mcnemar(y[rows], pa_[rows], pb[rows])
+            scopes[scope] = {"accuracy_a": round(acc_a, 4), "accuracy_b": round(acc_b, 4), "gain": round(acc_a - acc_b, 4),
+                             "p_value": round(p, 4), "significant": bool(p < evaluation.ALPHA), "n": int(rows.sum())}
+        out[key] = {"a": a.name, "b": b.name, "scopes": scopes}
+    if "tree_vs_recurrent" in out and sources:
+        out["tree_vs_recurrent"]["short_source"] = min(sources, key=lambda s: (float(np.median(lengths[src == s])), s))
+    return out
 
 
 def neural_vs_baseline(y: np.ndarray, preds: dict, kinds: dict, baseline: str | None) -> dict | None:
@@ -130,20 +167,25 @@ def neural_vs_baseline(y: np.ndarray, preds: dict, kinds: dict, baseline: str | 
             "significant": bool(p < evaluation.ALPHA and gain > 0)}
 
 
-def attention_examples(result: Result, data: Dataset, params: ClassifyParams, seed: int) -> list[dict]:
-    """A few short test documents, misclassified ones first when there are any, with the attention
-    weight of every word the model read."""
-    if not result.extra.get("attention") or params.attention_docs == 0:
+def example_docs(result: Result, data: Dataset, n: int, seed: int, fits=lambda doc: len(doc) <= 80) -> list[int]:
+    """Positions (in the test split) of `n` test documents that `fits` accepts, half of them (when there
+    are any) misclassified by `result`, the rest right, drawn with `seed`."""
+    test_idx = np.flatnonzero(data.test)
+    pred = result.proba.argmax(axis=1)
+    pool = np.flatnonzero(np.array([fits(data.docs[i]) for i in test_idx], dtype=bool))
+    rng = np.random.default_rng(seed)
+    wrong = [k for k in pool if pred[k] != data.y[test_idx[k]]]
+    right = [k for k in pool if pred[k] == data.y[test_idx[k]]]
+    chosen = list(rng.permutation(wrong)[:n // 2]) if wrong else []
+    return [int(k) for k in chosen + list(rng.permutation(right)[:n - len(chosen)])]
+
+
+def attention_examples(result: Result, data: Dataset, params: ClassifyParams, chosen: list[int]) -> list[dict]:
+    """The attention weight of every word the model read, for the test documents at `chosen`."""
+    if not result.extra.get("attention"):
         return []
     test_idx = np.flatnonzero(data.test)
     pred = result.proba.argmax(axis=1)
-    short = np.flatnonzero(np.array([len(data.docs[i]) <= 80 for i in test_idx]))
-    rng = np.random.default_rng(seed)
-    wrong = [k for k in short if pred[k] != data.y[test_idx[k]]]
-    right = [k for k in short if pred[k] == data.y[test_idx[k]]]
-    half = params.attention_docs // 2
-    chosen = list(rng.permutation(wrong)[:half]) if wrong else []
-    chosen += list(rng.permutation(right)[:params.attention_docs - len(chosen)])
     examples = []
     for k in chosen:
         i = test_idx[k]
@@ -155,12 +197,59 @@ def attention_examples(result: Result, data: Dataset, params: ClassifyParams, se
     return examples
 
 
+def attending(results: list[Result], data: Dataset) -> list[Result]:
+    """The attention models shown: per family (recurrent with attention pooling, Transformer), the one
+    most accurate on the validation slice; the recurrent one first."""
+    shown = []
+    for family in (lambda n: not n.startswith("transformer-"), lambda n: n.startswith("transformer-")):
+        pick = chosen_on_validation([r for r in results if r.kind == "neural" and r.extra.get("attention")
+                                     and family(r.name)], data)
+        if pick is not None:
+            shown.append(pick)
+    return shown
+
+
+def tree_examples(result: Result, model, saved: dict, data: Dataset, params: ClassifyParams, seed: int) -> list[dict]:
+    """A few short test documents (one tree each), with every node's prediction: the report's tree panel."""
+    import torch
+
+    from nlpdag.models.sequences import encode_docs
+    from nlpdag.models.trees import make_forest
+
+    if params.tree_docs == 0:
+        return []
+    chosen = example_docs(result, data, params.tree_docs, seed, lambda doc: 4 <= len(doc) <= min(14, params.tree_segment))
+    test_idx = np.flatnonzero(data.test)
+    index = {w: i + 2 for i, w in enumerate(saved["words"])}
+    docs = model.prepare(encode_docs([data.docs[test_idx[k]] for k in chosen], index, params.max_len, params.truncation))
+    model = model.cpu().eval()
+    out = []
+    with torch.no_grad():
+        for k, doc in zip(chosen, docs):
+            forest = make_forest([doc], keep_nodes=True)
+            proba = torch.softmax(model.node_logits(model.node_states(forest)[forest.nodes]).float(), dim=1).numpy()
+            i = test_idx[k]
+            out.append({"model": result.name, "doc_id": int(data.doc_ids[i]), "label": data.labels[data.y[i]],
+                        "predicted": data.labels[int(result.proba[k].argmax())], "tokens": list(data.docs[i]),
+                        "children": doc.trees[0].tolist(),
+                        "node_predicted": [data.labels[j] for j in proba.argmax(axis=1)],
+                        "node_confidence": [round(float(p), 4) for p in proba.max(axis=1)]})
+    return out
+
+
 def write_outputs(results: list[Result], models: dict, data: Dataset, params: ClassifyParams, seed: int) -> dict:
     metrics = score_results(results, data, seed)
     test_ids, y_test = data.doc_ids[data.test], data.y[data.test]
-    frames, states, attention = [], [], []
-    # The attention panel shows the attention model chosen on the validation slice.
-    shown = chosen_on_validation([r for r in results if r.kind == "neural" and r.extra.get("attention")], data)
+    frames, states, attention, trees = [], [], [], []
+    # The attention panel: per family, the attention model chosen on the validation slice, on the same documents.
+    shown = attending(results, data)
+    chosen = example_docs(shown[0], data, params.attention_docs, seed) if shown else []
+    for r in shown:
+        attention += attention_examples(r, data, params, chosen)
+    # The tree panel: the tree model chosen on the validation slice.
+    tree_row = chosen_on_validation([r for r in results if r.name in models and hasattr(models[r.name][0], "node_logits")], data)
+    if tree_row is not None:
+        trees = tree_examples(tree_row, *models[tree_row.name], data, params, seed)
     for r in results:
         pred = r.proba.argmax(axis=1)
         frames.append(pd.DataFrame({
@@ -173,8 +262,6 @@ def write_outputs(results: list[Result], models: dict, data: Dataset, params: Cl
             offsets = pa.array(np.arange(len(vec) + 1, dtype=np.int32) * vec.shape[1])
             states.append(pa.table({"model": pa.array([r.name] * len(vec)), "doc_id": pa.array(test_ids),
                                     "vector": pa.ListArray.from_arrays(offsets, pa.array(vec.ravel()))}))
-            if r is shown:
-                attention += attention_examples(r, data, params, seed)
     write_table(pd.concat(frames, ignore_index=True), CLASSIFY_PREDICTIONS)
     if states:
         write_table(pa.concat_tables(states), CLASSIFY_STATES)
@@ -182,6 +269,7 @@ def write_outputs(results: list[Result], models: dict, data: Dataset, params: Cl
         write_table(pa.table({"model": pa.array([], pa.string()), "doc_id": pa.array([], pa.int64()),
                               "vector": pa.array([], pa.list_(pa.float32()))}), CLASSIFY_STATES)
     write_json(attention, ATTENTION)
+    write_json(trees, TREES)
     labels = np.array(data.labels)
     for folder in (CURVES_DIR, CONFUSION_DIR):  # a model dropped from the params leaves no stale file
         shutil.rmtree(folder, ignore_errors=True)

@@ -91,6 +91,8 @@ def predict_texts(clf: Classifier, texts: Sequence[str]) -> pd.DataFrame:
         docs = [clf.phrases[d] for d in docs]
     index = {w: i + 2 for i, w in enumerate(clf.saved["words"])}
     seqs = encode_docs(docs, index, clf.saved["max_len"], clf.saved["truncation"])
+    if hasattr(clf.model, "prepare"):  # a tree model: its segment trees (a `rae` model's own auto-encoder builds them)
+        seqs = clf.model.prepare(seqs)
     proba = np.asarray(predict(clf.model, seqs, device="cpu")["proba"])
     frame = pd.DataFrame({"text": list(texts), "label": [clf.labels[i] for i in proba.argmax(axis=1)],
                           "confidence": proba.max(axis=1)})

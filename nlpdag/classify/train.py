@@ -44,7 +44,7 @@ from nlpdag.evaluation import protocol as evaluation
 from nlpdag.errors import StageError, involving
 from nlpdag.catalog import METHODS
 from nlpdag.io.tables import read_frame, read_json, read_table
-from nlpdag.config.classify import MODEL_SPEC
+from nlpdag.config.classify import SPEC_HELP, parse_spec as parse_model_spec
 from nlpdag.config.classify import ClassifyParams
 from nlpdag.classify.dataset import Dataset, Result
 from nlpdag.classify.outputs import accuracy_on_test, truncate, validation_accuracy
@@ -246,18 +246,52 @@ def vocab_hash(words: list[str]) -> str:
 # ---- neural models -----------------------------------------------------------------------------
 
 def parse_spec(spec: str) -> dict:
-    match = MODEL_SPEC.match(spec)
-    if not match:
-        raise StageError(f"params.yaml: classify.models: {spec!r} is not <cell>[-bi]-<pooling>@<embedding>")
-    cell, bi, pooling, embedding = match.groups()
-    return {"cell": cell, "bidirectional": bool(bi), "pooling": pooling, "embedding": embedding}
+    parts = parse_model_spec(spec)
+    if parts is None:
+        raise StageError(f"params.yaml: classify.models: {spec!r} is not {SPEC_HELP}")
+    return parts
+
+
+def build_classifier(parts: dict, vocab_size: int, n_classes: int, init: np.ndarray | None, seqs: list,
+                     train_seqs: list, params: ClassifyParams, seed: int, log=print):
+    """The untrained model of a spec's family. A `rae` tree model first trains its recursive
+    auto-encoder on the training split's text (`train_seqs`) from the initial word vectors."""
+    embed_dim = params.embed_dim if init is None else init.shape[1]
+    vectors = None if init is None else torch.from_numpy(init)
+    common = {"vocab_size": vocab_size, "n_classes": n_classes, "embed_dim": embed_dim,
+              "embed_dropout": params.embed_dropout, "freeze_embeddings": params.freeze_embeddings}
+    torch.manual_seed(seed)
+    if parts["family"] == "rnn":
+        from nlpdag.models.rnn import RNNClassifier, RNNConfig
+
+        config = RNNConfig(cell=parts["cell"], bidirectional=parts["bidirectional"], layers=params.layers,
+                           hidden=params.hidden, pooling=parts["pooling"], dropout=params.dropout, **common)
+        return RNNClassifier(config, vectors)
+    if parts["family"] == "tree":
+        from nlpdag.models.recursive import TreeClassifier, TreeConfig, train_rae
+
+        config = TreeConfig(cell=parts["cell"], tree=parts["tree"], hidden=params.hidden, segment=params.tree_segment,
+                            dropout=params.dropout, **common)
+        rae = None
+        if parts["tree"] == "rae":
+            leaves = init if init is not None else torch.nn.Embedding(vocab_size, embed_dim).weight.detach().numpy()
+            leaves = np.array(leaves, dtype=np.float32)
+            leaves[0] = 0.0  # PAD
+            rae = train_rae(leaves, train_seqs, params.tree_segment, params.rae_epochs, params.rae_sample, seed=seed, log=log)
+            torch.manual_seed(seed)
+        return TreeClassifier(config, vectors, rae)
+    from nlpdag.models.transformer import TransformerClassifier, TransformerConfig
+
+    config = TransformerConfig(layers=parts["layers"], d_model=parts["d_model"], heads=params.transformer_heads,
+                               ff=params.transformer_ff, pooling=params.transformer_pooling,
+                               dropout=params.transformer_dropout, **{**common, "embed_dropout": params.embed_dropout})
+    return TransformerClassifier(config, vectors)
 
 
 def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyParams, seed: int,
                  device: torch.device, log=print, live=None) -> tuple[Result | None, object, dict]:
     """Train one model; returns its Result (None on ranks other than 0, which only help train), the
     model and what `nlpdag predict` needs to rebuild it. `live`: the stage's DVCLive logger."""
-    from nlpdag.models.rnn import RNNClassifier, RNNConfig
     from nlpdag.models.pretraining import pretrain_encoder
     from nlpdag.models.sequences import encode_docs, fit_classifier, predict
     from nlpdag.training.progress import DVCLiveLogger
@@ -266,29 +300,31 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
     parts = parse_spec(spec)
     words, init = embedding_init(vocab, parts["embedding"], seed, log)
     index = {w: i + 2 for i, w in enumerate(words)}
-    config = RNNConfig(vocab_size=len(words) + 2, n_classes=len(data.labels),
-                       embed_dim=params.embed_dim if init is None else init.shape[1],
-                       cell=parts["cell"], bidirectional=parts["bidirectional"], layers=params.layers,
-                       hidden=params.hidden, pooling=parts["pooling"], dropout=params.dropout,
-                       embed_dropout=params.embed_dropout, freeze_embeddings=params.freeze_embeddings)
-    torch.manual_seed(seed)
-    model = RNNClassifier(config, None if init is None else torch.from_numpy(init))
     seqs = encode_docs(data.docs, index, params.max_len, params.truncation)
     train_idx = np.flatnonzero(data.train)
     fit, val = validation_split(data)
+    start = time.perf_counter()
+    model = build_classifier(parts, len(words) + 2, len(data.labels), init, seqs,
+                             [seqs[train_idx[i]] for i in fit], params, seed, log)
+    config = model.config
+    if hasattr(model, "prepare"):  # a tree model's input: every document's segment trees
+        seqs = model.prepare(seqs)
     words_hash = vocab_hash(words)
     key = hashlib.sha1(json.dumps([spec, params.model_dump(), words_hash, train_idx.tolist()[:50],
                                    len(train_idx), seed]).encode()).hexdigest()[:12]
     checkpoint = CHECKPOINTS / f"{spec.replace('@', '_at_')}-{key}.pt"
     train_config = TrainerConfig(name=spec, epochs=params.epochs, batch_size=params.batch_size,
                                  learning_rate=params.learning_rate, schedule=params.schedule, warmup=params.warmup,
-                                 groups=pretrained_groups(init is not None, config, params),
+                                 groups=pretrained_groups(init is not None, config, params if parts["family"] == "rnn"
+                                                          else params.model_copy(update={"pretraining": "none"})),
                                  weight_decay=params.weight_decay, optimizer=params.optimizer, clip=params.clip,
                                  patience=params.patience, device=str(device), device_param="classify.device",
                                  seed=seed, checkpoint=str(checkpoint), verbose=True)
-    start = time.perf_counter()
     pretrain_history: list[dict] = []
-    if params.pretraining != "none" and not checkpoint.exists():  # a resumed run has its pretrained weights
+    if params.pretraining != "none" and parts["family"] != "rnn":
+        log(f"classify: {spec}: classify.pretraining applies to the recurrent models only; this one starts from "
+            "its embedding")
+    elif params.pretraining != "none" and not checkpoint.exists():  # a resumed run has its pretrained weights
         train_seqs = [seqs[i] for i in train_idx]  # the training split's text only, never a test document
         pretrain_history = pretrain_encoder(model, train_seqs, params.pretraining, params.pretraining_epochs,
                                             train_config, max_len=params.pretraining_max_len,
@@ -302,7 +338,7 @@ def train_neural(spec: str, data: Dataset, vocab: list[str], params: ClassifyPar
         return None, model, saved
     test_idx = np.flatnonzero(data.test)
     out = predict(model, [seqs[i] for i in test_idx], device=str(device), with_states=True,
-                  with_attention=parts["pooling"] == "attention")
+                  with_attention=model.attends)
     val_proba = predict(model, [seqs[train_idx[i]] for i in val], device=str(device))["proba"]
     checkpoint.unlink(missing_ok=True)
     extra = {"history": trainer.history_, "tokens_per_second": trainer.tokens_per_second_,

@@ -117,6 +117,10 @@ class RNNClassifier(nn.Module):
             self.att_v = nn.Linear(c.hidden, 1, bias=False)
         self.out = nn.Linear(c.out_dim, c.n_classes)
 
+    @property
+    def attends(self) -> bool:
+        return self.config.pooling == "attention"
+
     def use_packed(self, device: torch.device) -> bool:
         packed = self.config.packed
         return PACKED_DEFAULT.get(device.type, False) if packed is None else packed

@@ -1,4 +1,4 @@
-"""Data and training for the recurrent classifiers of nlpdag/models/rnn.py.
+"""Data and training for the classifiers of nlpdag/models/rnn.py, recursive.py (trees) and transformer.py.
 
 - `encode_docs`: token lists -> id arrays (PAD 0, UNK 1, words from 2), truncated to `max_len` from the
   head, the tail, or both (Sun et al. 2019: the first quarter and the last three quarters).
@@ -34,8 +34,8 @@ from nlpdag.training.progress import Progress
 from nlpdag.training.devices import resolve_device
 from nlpdag.training.trainer import Trainer, TrainerConfig
 
-__all__ = ["PAD", "UNK", "encode_docs", "vocab_index", "Batches", "fit_classifier", "predict", "evaluate",
-           "validation_split", "save_checkpoint", "load_checkpoint"]
+__all__ = ["PAD", "UNK", "encode_docs", "vocab_index", "Batches", "TreeBatches", "make_batches", "fit_classifier",
+           "predict", "evaluate", "validation_split", "save_checkpoint", "load_checkpoint", "build_model"]
 
 TRUNCATIONS = ("head", "tail", "head_tail")
 DEVICE_PARAM = "classify.device"
@@ -148,16 +148,31 @@ def validation_split(labels: Sequence[int] | np.ndarray, fraction: float, seed: 
     return np.setdiff1d(np.arange(len(labels)), val), val
 
 
+def make_batches(model: nn.Module, seqs: Sequence, labels=None, batch_size: int = 64, **kw) -> "Batches":
+    """The model family's batches: a tree model's own (`TreeBatches`), else padded id sequences."""
+    own = getattr(model, "batches", None)
+    return own(seqs, labels, batch_size, **kw) if own is not None else Batches(seqs, labels, batch_size, **kw)
+
+
+def encode_batch(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, D) pooled document vectors and attention weights (B, T) or None, for every family."""
+    own = getattr(model, "encode_batch", None)
+    return own(batch) if own is not None else model.encode(batch[0], batch[1])
+
+
 @torch.no_grad()
-def evaluate(model: RNNClassifier, seqs: Sequence[np.ndarray], labels: Sequence[int] | np.ndarray,
+def evaluate(model: nn.Module, seqs: Sequence, labels: Sequence[int] | np.ndarray,
              batch_size: int = 256, device: torch.device | str = "cpu") -> tuple[float, float]:
     """(mean cross-entropy, accuracy) in eval mode."""
+    from nlpdag.training.trainer import to_device
+
     was_training = model.training
     model.eval()
     loss, correct = torch.zeros((), device=device), torch.zeros((), device=device)
-    for ids, lengths, y, _ in Batches(seqs, labels, batch_size, by_length=True):
-        logits = model(ids.to(device), lengths.to(device)).float()
-        y = y.to(device)
+    for batch in make_batches(model, seqs, labels, batch_size, by_length=True):
+        batch = to_device(batch, device)
+        logits = model.out(encode_batch(model, batch)[0]).float()
+        y = batch[-2]
         loss += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
@@ -165,14 +180,14 @@ def evaluate(model: RNNClassifier, seqs: Sequence[np.ndarray], labels: Sequence[
     return float(loss) / n, float(correct) / n
 
 
-def fit_classifier(model: RNNClassifier, config: TrainerConfig, train_seqs: Sequence[np.ndarray],
-                   y_train: Sequence[int] | np.ndarray, val_seqs: Sequence[np.ndarray] | None = None,
+def fit_classifier(model: nn.Module, config: TrainerConfig, train_seqs: Sequence,
+                   y_train: Sequence[int] | np.ndarray, val_seqs: Sequence | None = None,
                    y_val: Sequence[int] | np.ndarray | None = None, callbacks: Sequence[object] = ()) -> Trainer:
     """Train with early stopping on the validation loss (`config.patience`), a checkpoint after every
     epoch (`config.checkpoint`), then `callbacks`, then progress when `config.verbose`."""
     has_val = val_seqs is not None and len(val_seqs) > 0
 
-    def validate(net: RNNClassifier) -> dict:
+    def validate(net: nn.Module) -> dict:
         loss, accuracy = dd.sharded_mean(evaluate, net, val_seqs, y_val, trainer.device)
         return {"val_loss": loss, "val_accuracy": accuracy}
 
@@ -182,17 +197,20 @@ def fit_classifier(model: RNNClassifier, config: TrainerConfig, train_seqs: Sequ
     hooks += list(callbacks) + ([Progress()] if config.verbose else [])
     # Every step's norm is kept: the evidence of the report's claim on exploding gradients.
     trainer = Trainer(model, replace(config, record_grad_norms=True), hooks)
-    batches = Batches(train_seqs, y_train, config.batch_size, shuffle=True, seed=config.seed or 0)
+    batches = make_batches(model, train_seqs, y_train, config.batch_size, shuffle=True, seed=config.seed or 0)
     return trainer.fit(batches, validate if has_val else None)
 
 
 @torch.no_grad()
-def predict(model: RNNClassifier, seqs: Sequence[np.ndarray], batch_size: int = 256,
+def predict(model: nn.Module, seqs: Sequence, batch_size: int = 256,
             device: torch.device | str = "cpu", with_states: bool = False, with_attention: bool = False) -> dict:
     """{"proba": (N, C) float32} and optionally "states" (N, D) float32 (the pooled document vectors) and
-    "attention" (a (len_i,) float32 array per document; needs attention pooling), in the input order."""
-    if with_attention and model.config.pooling != "attention":
-        raise ValueError(f"with_attention needs pooling=attention, the model has pooling={model.config.pooling}")
+    "attention" (a (len_i,) float32 array per document; needs a model that attends), in the input order.
+    `seqs`: id arrays, or what the model's `prepare` made of them (a tree model's TreeDocs)."""
+    from nlpdag.training.trainer import to_device
+
+    if with_attention and not getattr(model, "attends", False):
+        raise ValueError("with_attention needs a model that attends (attention pooling or a Transformer)")
     if isinstance(device, str):
         device = resolve_device(device, DEVICE_PARAM)
     model.to(device).eval()
@@ -200,16 +218,17 @@ def predict(model: RNNClassifier, seqs: Sequence[np.ndarray], batch_size: int = 
     proba = np.zeros((n, model.config.n_classes), dtype=np.float32)
     states = np.zeros((n, model.config.out_dim), dtype=np.float32) if with_states else None
     attention: list[np.ndarray | None] = [None] * n
-    for ids, lengths, _, index in Batches(seqs, None, batch_size, by_length=True):
-        ids, lengths = ids.to(device), lengths.to(device)
-        pooled, weights = model.encode(ids, lengths)
+    for batch in make_batches(model, seqs, None, batch_size, by_length=True):
+        index = batch[-1]
+        batch = to_device(batch, device)
+        pooled, weights = encode_batch(model, batch)
         idx = index.numpy()
         proba[idx] = torch.softmax(model.out(pooled).float(), dim=1).cpu().numpy()
         if with_states:
             states[idx] = pooled.float().cpu().numpy()
         if with_attention:
-            for row, i, length in zip(weights.float().cpu().numpy(), idx, lengths.tolist()):
-                attention[i] = row[:length]
+            for row, i in zip(weights.float().cpu().numpy(), idx):
+                attention[i] = row[:len(seqs[i])]
     out = {"proba": proba}
     if with_states:
         out["states"] = states
@@ -218,22 +237,55 @@ def predict(model: RNNClassifier, seqs: Sequence[np.ndarray], batch_size: int = 
     return out
 
 
+class TreeBatches(Batches):
+    """A tree model's batches (Forest, labels (B,) or None, index (B,)): `Batches`' order (length
+    buckets by token count), each batch's trees laid out level by level (nlpdag/models/trees.py)."""
+
+    def collate(self, index: np.ndarray):
+        from nlpdag.models.trees import make_forest
+
+        labels = None if self.labels is None else torch.from_numpy(self.labels[index])
+        return make_forest([self.seqs[i] for i in index]), labels, torch.from_numpy(index)
+
+
 # ---------------------------------------------------------------------------------- checkpoints
 
-def save_checkpoint(path: str | Path, model: RNNClassifier, config: TrainerConfig | None, extra: dict) -> None:
-    """The model (config + weights), the training config and `extra` (plain Python values), atomically."""
-    state = {"model_config": asdict(model.config), "state_dict": model.state_dict(),
+FAMILIES = {"RNNClassifier": "rnn", "TreeClassifier": "tree", "TransformerClassifier": "transformer"}
+
+
+def build_model(family: str, config: dict, rae_dim: int | None = None) -> nn.Module:
+    """An untrained model of a family from its config's fields (a checkpoint's)."""
+    if family == "rnn":
+        return RNNClassifier(RNNConfig(**config))
+    if family == "tree":
+        from nlpdag.models.recursive import RAE, TreeClassifier, TreeConfig
+
+        c = TreeConfig(**config)
+        rae = RAE(torch.zeros(c.vocab_size, rae_dim or c.embed_dim)) if c.tree == "rae" else None
+        return TreeClassifier(c, rae=rae)
+    if family == "transformer":
+        from nlpdag.models.transformer import TransformerClassifier, TransformerConfig
+
+        return TransformerClassifier(TransformerConfig(**config))
+    raise ValueError(f"unknown model family {family!r}")
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, config: TrainerConfig | None, extra: dict) -> None:
+    """The model (family, config + weights), the training config and `extra` (plain Python values), atomically."""
+    rae = getattr(model, "rae", None)
+    state = {"family": FAMILIES[type(model).__name__], "model_config": asdict(model.config),
+             "rae_dim": None if rae is None else int(rae.leaves.shape[1]), "state_dict": model.state_dict(),
              "train_config": asdict(config) if config is not None else None, "extra": extra, "done": True}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: str | Path) -> tuple[RNNClassifier, dict]:
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     """(model in eval mode on the CPU, extra) from `save_checkpoint` or a finished `Trainer` checkpoint."""
     state = read_checkpoint(path)
     try:
-        model = RNNClassifier(RNNConfig(**state["model_config"]))
+        model = build_model(state.get("family", "rnn"), state["model_config"], state.get("rae_dim"))
         model.load_state_dict(state["state_dict"])
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-        raise StageError(f"{path}: checkpoint does not hold an RNNClassifier ({exc})") from None
+        raise StageError(f"{path}: checkpoint does not hold a classifier nlpdag can rebuild ({exc})") from None
     return model.eval(), state.get("extra") or {}

@@ -18,13 +18,14 @@ import pandas as pd
 
 from nlpdag.report import charts as charts
 from nlpdag.report import page as h
+from nlpdag.report import views
 from nlpdag.report.claims import check_claims
 from nlpdag.errors import StageError
 from nlpdag.io.tables import atomic_path, read_frame
 from nlpdag.config.base import StageParams
 from nlpdag.config.report import ReportParams
 from nlpdag.catalog import TSNE_DIR, TSNE_DOCS, TSNE_WORDS, check_methods
-from nlpdag.catalog import ATTENTION, CLASSIFY_METRICS, CONFUSION_DIR, CURVES_DIR, FIGURES, INDEX, LABELS, METRICS_DIR, NEIGHBOURS, REDUCE_LOSS, SUMMARY, TOPICS, TRAIN_DIR
+from nlpdag.catalog import ATTENTION, CLASSIFY_METRICS, CONFUSION_DIR, CURVES_DIR, FIGURES, INDEX, LABELS, METRICS_DIR, NEIGHBOURS, REDUCE_LOSS, SUMMARY, TOPICS, TRAIN_DIR, TREES
 
 
 
@@ -103,14 +104,11 @@ def confusion_models(params: ReportParams, summary: dict | None) -> list[str]:
 
 
 def pick_attention(examples: list, params: ReportParams, classify: dict | None) -> list[dict]:
-    """One model's examples (`classify.attention_docs` of them): `report.attention_model`, else the
-    model with attention that is most accurate on the validation slice (classify writes that one's)."""
-    if not examples:
-        return []
-    models = list(dict.fromkeys(e["model"] for e in examples))
-    model = params.attention_model or max(
-        models, key=lambda m: ((classify or {}).get("models", {}).get(m, {}).get("validation_accuracy") or 0, m))
-    return [e for e in examples if e["model"] == model]
+    """The attention examples shown: `report.attention_model`'s alone when set, else every model classify
+    wrote them for (per family, the one chosen on the validation slice; the same documents for each)."""
+    if params.attention_model:
+        return [e for e in examples if e["model"] == params.attention_model]
+    return list(examples)
 
 
 def topic_words(frame: pd.DataFrame | None, n_topics: int | None = None, n_words: int = 10) -> dict[str, list[list[str]]]:
@@ -190,10 +188,14 @@ def build(params: ReportParams, probes: Sequence[str], root: Path = Path("."),
     sections.append(h.neighbours_section(neighbours, probes, params.methods, params.neighbours_shown,
                                          (inp.take_missing() or [None])[0]))
     shown = pick_attention(attention or [], params, classify)
-    note = "Each word shaded by its attention weight (darker = more weight; hover for the value)."
-    sections.append(h.attention_section(shown, [ATTENTION] if attention is None else [],
-                                        note if shown else ("no attention model among the classifiers"
-                                                            if attention is not None else "")))
+    note = ("Each word shaded by its attention weight (darker = more weight; hover for the value): the recurrent "
+            "model's additive attention and the Transformer's last layer from its class token, averaged over heads, "
+            "for the same documents.")
+    sections.append(views.attention_section(shown, [ATTENTION] if attention is None else [],
+                                            note if shown else ("no attention model among the classifiers"
+                                                                if attention is not None else "")))
+    trees = inp.json(TREES)
+    sections.append(views.trees_section(trees, labels, inp.take_missing()))
     subtitle = "Built by the `report` stage from the pipeline's outputs; nothing is fetched when this page opens."
     return h.page(sections, [charts.plotly_js()], subtitle=subtitle), words, docs, map_labels
 

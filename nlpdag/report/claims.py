@@ -27,6 +27,11 @@ BASELINE_NAMES = {"tfidf_logreg": "TF-IDF + logistic regression", "nb_logreg": "
                   "docvec": "document vectors + logistic regression"}
 CELLS = {"rnn": "plain RNN", "lstm": "LSTM", "gru": "GRU"}
 NEURAL = re.compile(r"^(rnn|lstm|gru)(-bi)?-(last|max|mean|attention)@(.+)$")
+TREE = re.compile(r"^(treelstm|recnn)-(balanced|left|right|rae)@(.+)$")
+TRANSFORMER = re.compile(r"^transformer-(\d+)x(\d+)@(.+)$")
+TREE_CELLS = {"treelstm": "Tree-LSTM", "recnn": "recursive NN"}
+TREE_SHAPES = {"balanced": "balanced trees", "left": "left-branching trees", "right": "right-branching trees",
+               "rae": "recursive auto-encoder trees"}
 
 
 def human(name: str) -> str:
@@ -40,6 +45,12 @@ def human(name: str) -> str:
     if match:
         cell, bi, pooling, embedding = match.groups()
         return f"{'bidirectional ' if bi else ''}{CELLS[cell]}, {pooling} pooling, on {human(embedding)}"
+    if match := TREE.match(name):
+        cell, shape, embedding = match.groups()
+        return f"{TREE_CELLS[cell]} over {TREE_SHAPES[shape]}, on {human(embedding)}"
+    if match := TRANSFORMER.match(name):
+        layers, width, embedding = match.groups()
+        return f"Transformer encoder ({layers} layers of width {width}), on {human(embedding)}"
     if name.startswith("ensemble(") and name.endswith(")"):
         return "ensemble of " + "; ".join(human(m) for m in split_members(name[len("ensemble("):-1]))
     kind, _, on = name.partition("@")
@@ -289,9 +300,48 @@ def ensemble_claim(models: Mapping, summary: Mapping) -> Claim:
     return Claim(claim, text, verdict)
 
 
+def _versus(claim: str, test: Mapping | None, scopes: list[str], how: str, missing: str) -> Claim:
+    """A claim that row a beats row b, judged by the paired (McNemar) tests classify ran in `scopes`:
+    supported where a wins significantly in every scope, contradicted where b wins in any."""
+    if not test:
+        return Claim(claim, missing, NOT_MEASURED, how)
+    parts, sides = [], []
+    for scope in scopes:
+        t = test["scopes"].get(scope)
+        if t is None:
+            continue
+        side = (1 if t["gain"] > 0 else -1) if t["significant"] else 0
+        sides.append(side)
+        parts.append(f"{scope}: {_pct(t['accuracy_a'])} against {_pct(t['accuracy_b'])} ({100 * t['gain']:+.1f} pts, "
+                     f"McNemar p {t['p_value']:.3g})")
+    if not sides:
+        return Claim(claim, missing, NOT_MEASURED, how)
+    verdict = SUPPORTED if all(s > 0 for s in sides) else CONTRADICTED if any(s < 0 for s in sides) else INCONCLUSIVE
+    return Claim(claim, f"{human(test['a'])} against {human(test['b'])} (each chosen on the validation slice): "
+                        + "; ".join(parts), verdict)
+
+
+def tree_claim(summary: Mapping) -> Claim:
+    test = (summary.get("versus") or {}).get("tree_vs_recurrent")
+    short = (test or {}).get("short_source")
+    return _versus("Tree structure helps on short sentences (a recursive net against a recurrent one, on the source "
+                   "with the shortest texts" + (f": {short})" if short else ")"), test, [short] if short else [],
+                   "dvc exp run -S 'classify.models=[treelstm-rae@word2vec_skipgram,lstm-bi-attention@word2vec_skipgram]'",
+                   "the run has no tree model beside a recurrent one, or its corpus has no sources")
+
+
+def self_attention_claim(summary: Mapping) -> Claim:
+    test = (summary.get("versus") or {}).get("transformer_vs_recurrent")
+    return _versus("Self-attention beats recurrence (a Transformer encoder against a recurrent model)", test,
+                   list((test or {}).get("scopes", {})),
+                   "dvc exp run -S 'classify.models=[transformer-2x128@word2vec_skipgram,lstm-bi-attention@word2vec_skipgram]'",
+                   "the run has no Transformer beside a recurrent model")
+
+
 def check_claims(embeddings: Mapping | None, tokenise: Mapping | None, reduce: Mapping | None,
                  classify: Mapping | None, summary: Mapping | None = None) -> list[Claim]:
     emb, models = embeddings or {}, (classify or {}).get("models", {})
     return [speed_claim(emb), analogy_halves_claim(emb), sampling_claim(), fasttext_claim(emb, tokenise or {}),
             glove_claim(emb), autoencoder_claim(reduce or {}), long_documents_claim(models), attention_claim(models),
-            clipping_claim(models), ensemble_claim(models, summary or {})]
+            clipping_claim(models), ensemble_claim(models, summary or {}), tree_claim(summary or {}),
+            self_attention_claim(summary or {})]

@@ -11,7 +11,8 @@ from typing import Iterable, Sequence
 
 SECTIONS = {"corpus": "Corpus", "embeddings": "Embedding evaluation", "reduction": "Reduction and topics",
             "classifiers": "Classifiers", "claims": "The course's claims, checked on this corpus", "curves": "Training curves", "confusion": "Confusion matrices",
-            "tsne": "t-SNE maps", "neighbours": "Nearest neighbours", "attention": "Attention"}
+            "tsne": "t-SNE maps", "neighbours": "Nearest neighbours", "attention": "Attention",
+            "trees": "Recursive nets"}
 
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222}
@@ -342,26 +343,6 @@ def neighbours_section(neighbours: dict | None, probes: Sequence[str], methods: 
         rows.append(row)
     note = f'<p class="small">The {n} nearest words (cosine) of each probe word (evaluate.probe_words).</p>'
     return section("neighbours", note + table(["probe"] + shown, rows))
-
-
-def shaded_tokens(tokens: Sequence[str], weights: Sequence[float]) -> str:
-    """Each token in a span whose background opacity is its weight relative to the document's largest."""
-    top = max(weights, default=0.0) or 1.0
-    return " ".join(f'<span style="background:rgba(255,140,0,{w / top:.3f})" title="{w:.4f}">{esc(t)}</span>'
-                    for t, w in zip(tokens, weights))
-
-
-def attention_section(examples: Sequence[dict], missing: Sequence[str] = (), note: str = "") -> str:
-    body = [unavailable(m) for m in missing]
-    if note:
-        body.append(f'<p class="small">{esc(note)}</p>')
-    for ex in examples:
-        right = str(ex.get("label")) == str(ex.get("predicted"))
-        verdict = ('<span class="right">correct</span>' if right else '<span class="wrong">misclassified</span>')
-        body.append(f'<div class="doc"><div class="small">{esc(ex.get("model"))} · document {esc(ex.get("doc_id"))} · '
-                    f'label {esc(ex.get("label"))} · predicted {esc(ex.get("predicted"))} · {verdict}</div>'
-                    f'{shaded_tokens(ex.get("tokens", []), ex.get("weights", []))}</div>')
-    return section("attention", "\n".join(body))
 
 
 def page(sections: Sequence[str], scripts: Sequence[str] = (), title: str = "nlpdag report",
