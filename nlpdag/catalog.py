@@ -47,7 +47,6 @@ CLASSIFY_PREDICTIONS = CLASSIFY_DIR / "predictions.parquet"
 CLASSIFY_STATES = CLASSIFY_DIR / "states.parquet"
 SUMMARY = Path("reports/classify/summary.json")
 ATTENTION = Path("reports/classify/attention.json")
-TREES = Path("reports/classify/trees.json")
 CURVES_DIR = Path("reports/plots/classify")
 CONFUSION_DIR = Path("reports/plots/confusion")
 CHECKPOINTS = Path(".nlpdag/checkpoints/classify")   # resumable training state, outside DVC

@@ -7,6 +7,7 @@ import pytest
 
 from nlpdag import catalog
 import stages.classify as classify_stage
+from nlpdag.classify.paths import TREES
 from nlpdag.classify.predict import load_classifier, predict_texts
 from nlpdag.config.params import load_params as load_all_params
 from nlpdag.io.tables import read_frame
@@ -60,7 +61,7 @@ def test_attention_views_share_their_documents(trained):
 
 def test_tree_panel_has_every_node(trained):
     root, _, _ = trained
-    trees = json.loads((root / catalog.TREES).read_text())
+    trees = json.loads((root / TREES).read_text())
     metrics = json.loads((root / catalog.CLASSIFY_METRICS).read_text())["models"]
     assert len(trees) == 2
     tree_models = ["treelstm-rae@word2vec_skipgram", "recnn-left@random"]

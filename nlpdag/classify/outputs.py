@@ -15,7 +15,8 @@ import pyarrow as pa
 from nlpdag.evaluation import protocol as evaluation
 from nlpdag.io.tables import atomic_path, write_json, write_table
 from nlpdag.evaluation.scores import classification_metrics
-from nlpdag.catalog import ATTENTION, TREES, CLASSIFY_METRICS, CLASSIFY_MODELS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, CONFUSION_DIR, CURVES_DIR, SUMMARY
+from nlpdag.classify.paths import TREES
+from nlpdag.catalog import ATTENTION, CLASSIFY_METRICS, CLASSIFY_MODELS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, CONFUSION_DIR, CURVES_DIR, SUMMARY
 
 if TYPE_CHECKING:
     from nlpdag.classify.dataset import Dataset, Result

@@ -25,7 +25,8 @@ from nlpdag.io.tables import atomic_path, read_frame
 from nlpdag.config.base import StageParams
 from nlpdag.config.report import ReportParams
 from nlpdag.catalog import TSNE_DIR, TSNE_DOCS, TSNE_WORDS, check_methods
-from nlpdag.catalog import ATTENTION, CLASSIFY_METRICS, CONFUSION_DIR, CURVES_DIR, FIGURES, INDEX, LABELS, METRICS_DIR, NEIGHBOURS, REDUCE_LOSS, SUMMARY, TOPICS, TRAIN_DIR, TREES
+from nlpdag.catalog import ATTENTION, CLASSIFY_METRICS, CONFUSION_DIR, CURVES_DIR, FIGURES, INDEX, LABELS, METRICS_DIR, NEIGHBOURS, REDUCE_LOSS, SUMMARY, TOPICS, TRAIN_DIR
+from nlpdag.classify.paths import TREES
 
 
 
