@@ -32,3 +32,27 @@ def test_cuda_training_uses_amp_and_packed_sequences_and_learns():
     on_gpu = predict(model, seqs[192:], device="cuda")["proba"]
     on_cpu = predict(model.cpu(), seqs[192:], device="cpu")["proba"]
     assert np.allclose(on_gpu, on_cpu, atol=1e-4)  # eval runs in float32: packed (GPU) = padded (CPU)
+
+
+@pytest.mark.parametrize("family", ["treelstm-rae", "transformer"])
+def test_cuda_trains_the_tree_and_transformer_families_under_amp(family):
+    from nlpdag.models.recursive import TreeClassifier, TreeConfig, train_rae
+    from nlpdag.models.transformer import TransformerClassifier, TransformerConfig
+
+    seqs, y = task()
+    torch.manual_seed(0)
+    if family == "transformer":
+        model = TransformerClassifier(TransformerConfig(60, 2, embed_dim=16, layers=2, d_model=32, heads=4, ff=64))
+        inputs = seqs
+    else:
+        rae = train_rae(np.random.default_rng(0).normal(size=(60, 16)).astype(np.float32), seqs, 12, epochs=1,
+                        sample=200, log=lambda *_: None)
+        model = TreeClassifier(TreeConfig(60, 2, embed_dim=16, tree="rae", hidden=16, segment=12), rae=rae)
+        inputs = model.prepare(seqs)
+    cfg = TrainerConfig(epochs=8, batch_size=32, learning_rate=0.005, device="cuda", patience=8)
+    trainer = fit_classifier(model, cfg, inputs[:192], y[:192], inputs[192:], y[192:])
+    assert trainer.device.type == "cuda" and trainer.scaler.is_enabled()
+    assert trainer.history_[-1]["val_accuracy"] > 0.7
+    on_gpu = predict(model, inputs[192:], device="cuda", with_states=True)
+    on_cpu = predict(model.cpu(), inputs[192:], device="cpu", with_states=True)
+    assert np.allclose(on_gpu["proba"], on_cpu["proba"], atol=1e-3)

@@ -149,7 +149,8 @@ def family_tests(results: list[Result], data: Dataset, sources: list[str]) -> di
             acc_a, acc_b = float(np.mean(pa_[rows] == y[rows])), float(np.mean(pb[rows] == y[rows]))
             p = evaluation.mcnemar(y[rows], pa_[rows], pb[rows])
             scopes[scope] = {"accuracy_a": round(acc_a, 4), "accuracy_b": round(acc_b, 4), "gain": round(acc_a - acc_b, 4),
-                             "p_value": round(p, 4), "significant": bool(p < evaluation.ALPHA), "n": int(rows.sum())}
+                             "p_value": float(f"{p:.3g}"), "significant": bool(p < evaluation.ALPHA),
+                             "n": int(rows.sum())}  # 3 significant digits: a tiny p stays > 0
         out[key] = {"a": a.name, "b": b.name, "scopes": scopes}
     if "tree_vs_recurrent" in out and sources:
         out["tree_vs_recurrent"]["short_source"] = min(sources, key=lambda s: (float(np.median(lengths[src == s])), s))

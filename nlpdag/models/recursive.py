@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nlpdag.models.rnn import PAD
+from nlpdag.models.rnn import make_embedding
 from nlpdag.models.trees import SHAPES, TREES, Forest, TreeDoc, level_states, make_forest, root_states, segment_bounds, shaped_docs
 
 CELLS = ("recnn", "treelstm")
@@ -182,15 +182,7 @@ class TreeClassifier(nn.Module):
         self.config = c = config
         if (c.tree == "rae") != (rae is not None):
             raise ValueError("tree=rae needs its recursive auto-encoder, and only it does")
-        self.embedding = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=PAD)
-        if embeddings is not None:
-            if tuple(embeddings.shape) != (c.vocab_size, c.embed_dim):
-                raise ValueError(f"embeddings have shape {tuple(embeddings.shape)}, "
-                                 f"expected (vocab_size, embed_dim) = ({c.vocab_size}, {c.embed_dim})")
-            with torch.no_grad():
-                self.embedding.weight.copy_(embeddings)
-                self.embedding.weight[PAD].zero_()
-        self.embedding.weight.requires_grad_(not c.freeze_embeddings)
+        self.embedding = make_embedding(c, embeddings)
         H = c.hidden
         if c.cell == "treelstm":
             self.leaf = nn.Linear(c.embed_dim, 3 * H)      # i, o, u

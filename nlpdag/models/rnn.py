@@ -91,19 +91,26 @@ def flip(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return x.gather(1, index[:, :, None].expand(-1, -1, x.shape[2]))
 
 
+def make_embedding(c, embeddings: torch.Tensor | None = None) -> nn.Embedding:
+    """The token embedding of a classifier config (vocab_size, embed_dim, freeze_embeddings), started
+    from `embeddings` (vocab_size, embed_dim) when given; PAD's row is 0 and never trained."""
+    embedding = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=PAD)
+    if embeddings is not None:
+        if tuple(embeddings.shape) != (c.vocab_size, c.embed_dim):
+            raise ValueError(f"embeddings have shape {tuple(embeddings.shape)}, "
+                             f"expected (vocab_size, embed_dim) = ({c.vocab_size}, {c.embed_dim})")
+        with torch.no_grad():
+            embedding.weight.copy_(embeddings)
+            embedding.weight[PAD].zero_()
+    embedding.weight.requires_grad_(not c.freeze_embeddings)
+    return embedding
+
+
 class RNNClassifier(nn.Module):
     def __init__(self, config: RNNConfig, embeddings: torch.Tensor | None = None):
         super().__init__()
         self.config = c = config
-        self.embedding = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=PAD)
-        if embeddings is not None:
-            if tuple(embeddings.shape) != (c.vocab_size, c.embed_dim):
-                raise ValueError(f"embeddings have shape {tuple(embeddings.shape)}, "
-                                 f"expected (vocab_size, embed_dim) = ({c.vocab_size}, {c.embed_dim})")
-            with torch.no_grad():
-                self.embedding.weight.copy_(embeddings)
-                self.embedding.weight[PAD].zero_()  # the pad vector is never trained (padding_idx)
-        self.embedding.weight.requires_grad_(not c.freeze_embeddings)
+        self.embedding = make_embedding(c, embeddings)
         cell = CELLS[c.cell]
         # rnns[layer][direction]: direction 0 reads left to right, 1 reads each sequence reversed.
         self.rnns = nn.ModuleList(

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nlpdag.models.rnn import PAD, token_mask
+from nlpdag.models.rnn import make_embedding, token_mask
 
 
 @dataclass
@@ -104,15 +104,7 @@ class TransformerClassifier(nn.Module):
     def __init__(self, config: TransformerConfig, embeddings: torch.Tensor | None = None):
         super().__init__()
         self.config = c = config
-        self.embedding = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=PAD)
-        if embeddings is not None:
-            if tuple(embeddings.shape) != (c.vocab_size, c.embed_dim):
-                raise ValueError(f"embeddings have shape {tuple(embeddings.shape)}, "
-                                 f"expected (vocab_size, embed_dim) = ({c.vocab_size}, {c.embed_dim})")
-            with torch.no_grad():
-                self.embedding.weight.copy_(embeddings)
-                self.embedding.weight[PAD].zero_()
-        self.embedding.weight.requires_grad_(not c.freeze_embeddings)
+        self.embedding = make_embedding(c, embeddings)
         self.project = nn.Linear(c.embed_dim, c.d_model) if c.embed_dim != c.d_model else nn.Identity()
         self.cls = nn.Parameter(torch.zeros(c.d_model))
         self.embed_drop = nn.Dropout(c.dropout if c.embed_dropout is None else c.embed_dropout)
