@@ -91,7 +91,7 @@ def test_family_claims_follow_the_paired_tests():
     tree = {"a": "treelstm-rae@glove", "b": "lstm-bi-attention@glove", "short_source": "rotten_tomatoes",
             "scopes": {"overall": test(-0.05, 0.001), "rotten_tomatoes": test(0.04, 0.01)}}
     claim = tree_claim({"versus": {"tree_vs_recurrent": tree}})
-    assert claim.verdict == "supported" and "rotten_tomatoes: 84.0% against 80.0%" in claim.measurement
+    assert claim.verdict == "supported" and "rotten_tomatoes: 84.0% against 80.0% (+4.0 pts, McNemar p 0.01)" in claim.measurement
     assert "overall" not in claim.measurement  # the short source only
     tree["scopes"]["rotten_tomatoes"] = test(0.04, 0.2)
     assert tree_claim({"versus": {"tree_vs_recurrent": tree}}).verdict == "inconclusive"

@@ -11,8 +11,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from nlpdag.errors import StageError
 from nlpdag.models.rnn import PAD, UNK, RNNClassifier, RNNConfig, TokenOutput, flip_index
 from nlpdag.models.pretraining import pretrain_encoder
-from nlpdag.models.sequences import (Batches, encode_docs, evaluate, fit_classifier, load_checkpoint, predict,
-                                      save_checkpoint, validation_split, vocab_index)
+from nlpdag.models.checkpoints import load_checkpoint, save_checkpoint
+from nlpdag.models.sequences import Batches, encode_docs, evaluate, fit_classifier, predict, validation_split, vocab_index
 from nlpdag.training.trainer import TrainerConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from nlpdag.models.sequences import Batches, fit_classifier, load_checkpoint, predict, save_checkpoint
+from nlpdag.models.checkpoints import load_checkpoint, save_checkpoint
+from nlpdag.models.sequences import fit_classifier, predict
 from nlpdag.models.transformer import TransformerClassifier, TransformerConfig, sinusoid
 from nlpdag.training.trainer import TrainerConfig
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from nlpdag.models.recursive import RAE, TreeClassifier, TreeConfig, train_rae
-from nlpdag.models.sequences import fit_classifier, load_checkpoint, predict, save_checkpoint
+from nlpdag.models.checkpoints import load_checkpoint, save_checkpoint
+from nlpdag.models.sequences import fit_classifier, predict
 from nlpdag.models.trees import (TreeDoc, balanced_tree, left_tree, make_forest, node_levels, right_tree,
                                  segment_bounds, shaped_docs)
 from nlpdag.training.trainer import TrainerConfig

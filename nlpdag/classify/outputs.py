@@ -294,7 +294,7 @@ def write_outputs(results: list[Result], models: dict, data: Dataset, params: Cl
 def write_models(models: dict) -> None:
     """{name: (model, what `nlpdag predict` needs)}, each in data/models/classify/<name>/; all of them
     in a temporary folder first, moved into place at the end."""
-    from nlpdag.models.sequences import save_checkpoint
+    from nlpdag.models.checkpoints import save_checkpoint
 
     CLASSIFY_MODELS.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".classify.", dir=CLASSIFY_MODELS.parent))

@@ -50,7 +50,7 @@ def default_model(root: Path = Path(".")) -> str:
 
 
 def load_classifier(name: str | None = None, root: Path = Path(".")) -> Classifier:
-    from nlpdag.models.sequences import load_checkpoint
+    from nlpdag.models.checkpoints import load_checkpoint
 
     name = name or default_model(root)
     path = root / CLASSIFY_MODELS / name / "model.pt"

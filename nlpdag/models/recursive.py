@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlpdag.models.rnn import make_embedding
+from nlpdag.models.sequences import TreeBatches
 from nlpdag.models.trees import SHAPES, TREES, Forest, TreeDoc, level_states, make_forest, root_states, segment_bounds, shaped_docs
 
 CELLS = ("recnn", "treelstm")
@@ -209,9 +210,7 @@ class TreeClassifier(nn.Module):
         return [TreeDoc(np.asarray(s, dtype=np.int64), [a for a, _ in bs], [next(trees) for _ in bs])
                 for s, bs in zip(seqs, bounds)]
 
-    def batches(self, docs, labels=None, batch_size: int = 64, **kw):
-        from nlpdag.models.sequences import TreeBatches
-
+    def batches(self, docs, labels=None, batch_size: int = 64, **kw) -> TreeBatches:
         return TreeBatches(docs, labels, batch_size, **kw)
 
     # ---- composition ----

@@ -11,13 +11,12 @@
   gradient norm before clipping kept, and a checkpoint after every epoch from which an interrupted run
   resumes and ends with the same weights as an uninterrupted one. The validation split is the
   caller's (see `validation_split`); without one it trains all epochs and keeps the last weights.
-- `predict`, `save_checkpoint` / `load_checkpoint`. Pre-training is nlpdag/models/pretraining.py's.
+- `predict`. Checkpoints are nlpdag/models/checkpoints.py's, pre-training nlpdag/models/pretraining.py's.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -25,17 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nlpdag.errors import StageError
-from nlpdag.io.tables import atomic_path
-from nlpdag.models.rnn import PAD, UNK, RNNClassifier, RNNConfig
+from nlpdag.models.rnn import PAD, UNK
+from nlpdag.models.trees import make_forest
 from nlpdag.training import distributed as dd
-from nlpdag.training.callbacks import Checkpoint, EarlyStopping, read_checkpoint
+from nlpdag.training.callbacks import Checkpoint, EarlyStopping
 from nlpdag.training.progress import Progress
 from nlpdag.training.devices import resolve_device
 from nlpdag.training.trainer import Trainer, TrainerConfig
 
 __all__ = ["PAD", "UNK", "encode_docs", "vocab_index", "Batches", "TreeBatches", "make_batches", "fit_classifier",
-           "predict", "evaluate", "validation_split", "save_checkpoint", "load_checkpoint", "build_model"]
+           "predict", "evaluate", "validation_split"]
 
 TRUNCATIONS = ("head", "tail", "head_tail")
 DEVICE_PARAM = "classify.device"
@@ -242,50 +240,5 @@ class TreeBatches(Batches):
     buckets by token count), each batch's trees laid out level by level (nlpdag/models/trees.py)."""
 
     def collate(self, index: np.ndarray):
-        from nlpdag.models.trees import make_forest
-
         labels = None if self.labels is None else torch.from_numpy(self.labels[index])
         return make_forest([self.seqs[i] for i in index]), labels, torch.from_numpy(index)
-
-
-# ---------------------------------------------------------------------------------- checkpoints
-
-FAMILIES = {"RNNClassifier": "rnn", "TreeClassifier": "tree", "TransformerClassifier": "transformer"}
-
-
-def build_model(family: str, config: dict, rae_dim: int | None = None) -> nn.Module:
-    """An untrained model of a family from its config's fields (a checkpoint's)."""
-    if family == "rnn":
-        return RNNClassifier(RNNConfig(**config))
-    if family == "tree":
-        from nlpdag.models.recursive import RAE, TreeClassifier, TreeConfig
-
-        c = TreeConfig(**config)
-        rae = RAE(torch.zeros(c.vocab_size, rae_dim or c.embed_dim)) if c.tree == "rae" else None
-        return TreeClassifier(c, rae=rae)
-    if family == "transformer":
-        from nlpdag.models.transformer import TransformerClassifier, TransformerConfig
-
-        return TransformerClassifier(TransformerConfig(**config))
-    raise ValueError(f"unknown model family {family!r}")
-
-
-def save_checkpoint(path: str | Path, model: nn.Module, config: TrainerConfig | None, extra: dict) -> None:
-    """The model (family, config + weights), the training config and `extra` (plain Python values), atomically."""
-    rae = getattr(model, "rae", None)
-    state = {"family": FAMILIES[type(model).__name__], "model_config": asdict(model.config),
-             "rae_dim": None if rae is None else int(rae.leaves.shape[1]), "state_dict": model.state_dict(),
-             "train_config": asdict(config) if config is not None else None, "extra": extra, "done": True}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
-    """(model in eval mode on the CPU, extra) from `save_checkpoint` or a finished `Trainer` checkpoint."""
-    state = read_checkpoint(path)
-    try:
-        model = build_model(state.get("family", "rnn"), state["model_config"], state.get("rae_dim"))
-        model.load_state_dict(state["state_dict"])
-    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-        raise StageError(f"{path}: checkpoint does not hold a classifier nlpdag can rebuild ({exc})") from None
-    return model.eval(), state.get("extra") or {}

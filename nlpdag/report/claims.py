@@ -97,6 +97,10 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _p(p: float) -> str:
+    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
+
+
 def _ci(interval) -> str:
     return f"[{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
 
@@ -313,7 +317,7 @@ def _versus(claim: str, test: Mapping | None, scopes: list[str], how: str, missi
         side = (1 if t["gain"] > 0 else -1) if t["significant"] else 0
         sides.append(side)
         parts.append(f"{scope}: {_pct(t['accuracy_a'])} against {_pct(t['accuracy_b'])} ({100 * t['gain']:+.1f} pts, "
-                     f"McNemar p {t['p_value']:.3g})")
+                     f"McNemar p {_p(t['p_value'])})")
     if not sides:
         return Claim(claim, missing, NOT_MEASURED, how)
     verdict = SUPPORTED if all(s > 0 for s in sides) else CONTRADICTED if any(s < 0 for s in sides) else INCONCLUSIVE
