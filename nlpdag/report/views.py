@@ -51,7 +51,9 @@ def tree_svg(tokens: Sequence[str], children: Sequence[Sequence[int]], predicted
     for a, b in children:
         x.append((x[a] + x[b]) / 2)
         height.append(1 + max(height[a], height[b]))
-    dx, dy, pad = 64, 34, 30
+    # room for the longest word under each leaf (~7 px a character at 12 px)
+    dx, dy = max(48, 7 * max((len(t) for t in tokens), default=1) + 8), 34
+    pad = dx // 2 + 4
     top = max(height)
     px = lambda k: pad + x[k] * dx  # noqa: E731
     py = lambda k: pad + (top - height[k]) * dy  # noqa: E731
