@@ -104,7 +104,7 @@ def confusion_models(params: ReportParams, summary: dict | None) -> list[str]:
     return [n for n in dict.fromkeys(names) if n]
 
 
-def pick_attention(examples: list, params: ReportParams, classify: dict | None) -> list[dict]:
+def pick_attention(examples: list, params: ReportParams) -> list[dict]:
     """The attention examples shown: `report.attention_model`'s alone when set, else every model classify
     wrote them for (per family, the one chosen on the validation slice; the same documents for each)."""
     if params.attention_model:
@@ -188,7 +188,7 @@ def build(params: ReportParams, probes: Sequence[str], root: Path = Path("."),
     neighbours = inp.json(NEIGHBOURS)
     sections.append(h.neighbours_section(neighbours, probes, params.methods, params.neighbours_shown,
                                          (inp.take_missing() or [None])[0]))
-    shown = pick_attention(attention or [], params, classify)
+    shown = pick_attention(attention or [], params)
     note = ("Each word shaded by its attention weight (darker = more weight; hover for the value): the recurrent "
             "model's additive attention and the Transformer's last layer from its class token, averaged over heads, "
             "for the same documents.")
