@@ -49,7 +49,7 @@ def point(name: str, overrides: dict, model: str, docs: int, seed: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from nlpdag.catalog import VOCAB
+    from nlpdag.catalog.tokenise import VOCAB
     from nlpdag.classify.dataset import Dataset, load_dataset
     from nlpdag.classify.train import train_neural
     from nlpdag.config.classify import ClassifyParams

@@ -1,7 +1,11 @@
 """DVC stage `classify`: wiring only; the logic is nlpdag.classify.train."""
 from __future__ import annotations
 
-from nlpdag.catalog import CORPUS, LIVE_DIR, VOCAB
+from nlpdag.catalog.ingest import CORPUS
+
+from nlpdag.catalog.tokenise import VOCAB
+
+# TODO SPECIAL ['LIVE_DIR']
 from nlpdag.classify.dataset import load_dataset
 from nlpdag.classify.ensemble import check_members, ensemble_row
 from nlpdag.classify.outputs import accuracy_on_test, write_outputs

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import time
 
-from nlpdag.catalog import COOCCUR, COOCCUR_METRICS, TOKENS, VOCAB
+from nlpdag.catalog.cooccur import COOCCUR, COOCCUR_METRICS
+
+from nlpdag.catalog.tokenise import TOKENS, VOCAB
 from nlpdag.config.base import load_params
 from nlpdag.config.cooccur import CooccurParams
 from nlpdag.errors import cli_main

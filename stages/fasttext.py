@@ -1,7 +1,7 @@
 """DVC stage `fasttext`: wiring only; the logic is nlpdag.embeddings.fasttext."""
 from __future__ import annotations
 
-from nlpdag.catalog import FASTTEXT_MODEL
+from nlpdag.catalog.embeddings import FASTTEXT_MODEL
 from nlpdag.config.base import load_params
 from nlpdag.config.fasttext import FasttextParams
 from nlpdag.embeddings.fasttext import UNSEEN_PROBES, train_fasttext, unseen_word_scores

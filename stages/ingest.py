@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nlpdag.catalog import CORPUS, INGEST_METRICS, LABELS, RAW_DIR
+from nlpdag.catalog.ingest import CORPUS, INGEST_METRICS, LABELS, RAW_DIR
 from nlpdag.config.base import load_params
 from nlpdag.config.data import DataParams
 from nlpdag.errors import cli_main

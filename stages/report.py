@@ -1,7 +1,7 @@
 """DVC stage `report`: wiring only; the logic is nlpdag.report.build."""
 from __future__ import annotations
 
-from nlpdag.catalog import FIGURES, INDEX
+from nlpdag.catalog.report import FIGURES, INDEX
 from nlpdag.config.base import load_params
 from nlpdag.config.evaluate import EvaluateParams
 from nlpdag.config.report import ReportParams

@@ -1,7 +1,9 @@
 """DVC stage `tokenise`: wiring only; the logic is nlpdag.text.tokenise."""
 from __future__ import annotations
 
-from nlpdag.catalog import CORPUS, PHRASES, TOKENISE_METRICS, TOKENS, VOCAB
+from nlpdag.catalog.ingest import CORPUS
+
+from nlpdag.catalog.tokenise import PHRASES, TOKENISE_METRICS, TOKENS, VOCAB
 from nlpdag.config.base import load_params
 from nlpdag.config.tokenise import TokeniseParams
 from nlpdag.errors import cli_main

@@ -1,7 +1,7 @@
 """DVC stage `tsne`: wiring only; the logic is nlpdag.report.tsne."""
 from __future__ import annotations
 
-from nlpdag.catalog import TSNE_DIR
+from nlpdag.catalog.tsne import TSNE_DIR
 from nlpdag.config.base import load_params
 from nlpdag.config.tsne import TsneParams
 from nlpdag.errors import cli_main

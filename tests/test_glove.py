@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import stages.glove as glove
-from nlpdag import catalog
+from nlpdag.catalog import embeddings as catalog
 from nlpdag.embeddings.glove import GRAD_CLIP, Glove, adagrad_step, initial_state, weighting
 
 

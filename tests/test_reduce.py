@@ -16,7 +16,7 @@ from nlpdag.errors import StageError
 from nlpdag.embeddings.evaluate import analogy_scores, keyed_vectors
 from nlpdag.config.evaluate import EvaluateParams
 from nlpdag.config.reduce import ReduceParams
-from nlpdag.catalog import check_methods
+from nlpdag.catalog.reduce import check_methods
 from nlpdag.embeddings.reduce import Reducer, build_model, check_dim, load_inputs, reduce_method, split, write_loss_csv
 from nlpdag.io.vectors import read_vectors, write_vectors
 from nlpdag.training.trainer import TrainerConfig

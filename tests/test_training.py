@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from nlpdag.catalog import LIVE_DIR
+from nlpdag.training.progress import LIVE_DIR
 from nlpdag.models.autoencoders import AutoEncoder, ModelConfig, train
 from nlpdag.training.callbacks import EarlyStopping
 from nlpdag.training.progress import DVCLiveLogger, EpochProgress, Progress, live, summary_line

@@ -13,7 +13,8 @@ import pytest
 from nlpdag.errors import StageError
 from nlpdag.io.tables import read_frame, write_table
 from nlpdag.config.tsne import TsneParams
-from nlpdag.catalog import TSNE_MAPS, check_methods
+from nlpdag.catalog.tsne import TSNE_MAPS
+from nlpdag.catalog.reduce import check_methods
 from nlpdag.report.tsne import (DOC_COLUMNS, WORD_COLUMNS, embed, mark_predictions,
                          pick_classify_model, run, snippet, stratified_sample)
 from nlpdag.io.vectors import vectors_table

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from nlpdag.catalog import CORPUS, LABELS, TOKENS
+from nlpdag.catalog.ingest import CORPUS, LABELS
+
+from nlpdag.catalog.tokenise import TOKENS
 from nlpdag.errors import StageError
 from nlpdag.io.tables import read_frame, read_json
 

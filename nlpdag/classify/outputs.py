@@ -16,8 +16,7 @@ from nlpdag.evaluation import protocol as evaluation
 from nlpdag.io.tables import atomic_path, write_json, write_table
 from nlpdag.evaluation.scores import classification_metrics
 from nlpdag.classify.paths import TREES
-from nlpdag.catalog import ATTENTION, CLASSIFY_METRICS, CLASSIFY_MODELS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, CONFUSION_DIR, CURVES_DIR, SUMMARY
-
+from nlpdag.catalog.classify import ATTENTION, CLASSIFY_METRICS, CLASSIFY_MODELS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, CONFUSION_DIR, CURVES_DIR, SUMMARY
 if TYPE_CHECKING:
     from nlpdag.classify.dataset import Dataset, Result
     from nlpdag.config.classify import ClassifyParams

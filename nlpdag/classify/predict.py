@@ -12,13 +12,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from nlpdag.catalog import CLASSIFY_MODELS, SUMMARY
+from nlpdag.catalog.classify import CLASSIFY_MODELS, SUMMARY
 from nlpdag.errors import StageError
 from nlpdag.io.tables import read_json
-from nlpdag.catalog import LABELS
-
-
-
+from nlpdag.catalog.ingest import LABELS
 @dataclass
 class Classifier:
     name: str

@@ -42,16 +42,18 @@ from nlpdag.models import baselines as bl
 from nlpdag.training import distributed as dd
 from nlpdag.evaluation import protocol as evaluation
 from nlpdag.errors import StageError, involving
-from nlpdag.catalog import METHODS
+from nlpdag.catalog.embeddings import DOCVECS_DIR, EMBEDDINGS_DIR, METHODS, TRAIN_DIR
 from nlpdag.io.tables import read_frame, read_json, read_table
 from nlpdag.config.classify import SPEC_HELP, parse_spec as parse_model_spec
 from nlpdag.config.classify import ClassifyParams
 from nlpdag.classify.dataset import Dataset, Result
 from nlpdag.classify.outputs import accuracy_on_test, truncate, validation_accuracy
 from nlpdag.io.vectors import read_vectors
-from nlpdag.catalog import EMBEDDINGS_DIR
-from nlpdag.catalog import BOW_METRICS, BOW_PREDICTIONS, CHECKPOINTS, CORPUS, DOCVECS_DIR, LABELS, REDUCED_DIR, TOKENS, TRAIN_DIR, VOCAB
-
+from nlpdag.catalog.bow import BOW_METRICS, BOW_PREDICTIONS
+from nlpdag.catalog.classify import CHECKPOINTS
+from nlpdag.catalog.ingest import CORPUS, LABELS
+from nlpdag.catalog.reduce import REDUCED_DIR
+from nlpdag.catalog.tokenise import TOKENS, VOCAB
 # Outside DVC's outputs, which DVC deletes before a stage runs: an interrupted run resumes from here.
 
 

@@ -97,7 +97,7 @@ def similar(
         if method not in METHODS:
             raise StageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         if method == "fasttext":  # the full model: vectors for unseen words from their character n-grams
-            from nlpdag.catalog import FASTTEXT_MODEL
+            from nlpdag.catalog.embeddings import FASTTEXT_MODEL
             from nlpdag.io.native import load_fasttext
 
             kv = load_fasttext(root / FASTTEXT_MODEL).wv

@@ -13,8 +13,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
-from nlpdag.catalog import PARAMS_FILE
+
 from nlpdag.errors import StageError
+
+PARAMS_FILE = Path("params.yaml")
 
 # The top-level keys of params.yaml: the two run-wide settings and one group per stage.
 GROUPS = ("seed", "chunk_docs", "data", "tokenise", "bow", "cooccur", "word2vec", "glove", "fasttext", "doc2vec",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import model_validator
 
-from nlpdag.catalog import PARAMS_FILE
+from nlpdag.config.base import PARAMS_FILE
 from nlpdag.config.base import GROUPS, StageParams, no_nulls, read_yaml, validate
 from nlpdag.config.bow import BowParams
 from nlpdag.config.classify import ClassifyParams

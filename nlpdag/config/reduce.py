@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from nlpdag.catalog import REDUCERS
+from nlpdag.catalog.reduce import REDUCERS
 from nlpdag.config.base import Device, Group
 
 

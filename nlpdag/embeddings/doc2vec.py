@@ -24,7 +24,9 @@ from nlpdag.embeddings.gensim_train import EpochLogger, write_keyed_vectors
 from nlpdag.io.tables import read_frame, read_table, write_table
 from nlpdag.config.doc2vec import Doc2VecParams
 from nlpdag.io.vectors import Timer, vectors_table, write_train_info
-from nlpdag.catalog import CORPUS, DOCVECS_DIR, TOKENS
+from nlpdag.catalog.ingest import CORPUS
+from nlpdag.catalog.embeddings import DOCVECS_DIR
+from nlpdag.catalog.tokenise import TOKENS
 from nlpdag.config.base import StageParams
 
 MODES = {"dm": 1, "dbow": 0}

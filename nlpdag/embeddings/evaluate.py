@@ -21,9 +21,8 @@ from nlpdag.errors import StageError
 from nlpdag.io.tables import read_json, write_json
 from nlpdag.config.evaluate import EvaluateParams
 from nlpdag.io.vectors import read_vectors
-from nlpdag.catalog import EMBEDDINGS_DIR, TRAIN_DIR
-from nlpdag.catalog import EMBEDDINGS_METRICS, METHODS, NEIGHBOURS
-
+from nlpdag.catalog.embeddings import EMBEDDINGS_DIR, METHODS, TRAIN_DIR
+from nlpdag.catalog.evaluate import EMBEDDINGS_METRICS, NEIGHBOURS
 # The methods the pipeline trains, in the order the report shows them; `pretrained` joins when set.
 ANALOGIES = "questions-words.txt"
 SIMILARITY_SETS = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}

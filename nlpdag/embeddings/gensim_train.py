@@ -19,10 +19,7 @@ from nlpdag.evaluation import protocol as evaluation
 from nlpdag.errors import StageError
 from nlpdag.io.vectors import write_vectors
 from nlpdag.training.progress import EpochProgress
-from nlpdag.catalog import TOKENS
-
-
-
+from nlpdag.catalog.tokenise import TOKENS
 @contextlib.contextmanager
 def corpus_file(tokens_path: str | Path = TOKENS, splits: tuple[str, ...] = ("train",), seed: int = 0,
                 batch_rows: int = 4096, bucket_docs: int = 20000) -> Iterator[tuple[str, list[int]]]:

@@ -47,8 +47,11 @@ from nlpdag.training.devices import resolve_device
 from nlpdag.errors import StageError
 from nlpdag.io.tables import atomic_path, read_table
 
-from nlpdag.catalog import COOCCUR, GLOVE_LOSS, VOCAB
+from nlpdag.catalog.cooccur import COOCCUR
 
+from nlpdag.catalog.embeddings import GLOVE_LOSS
+
+from nlpdag.catalog.tokenise import VOCAB
 METHOD = "glove"
 
 GRAD_CLIP = 100.0  # glove.c's grad_clip_value

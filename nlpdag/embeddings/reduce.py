@@ -43,9 +43,9 @@ from nlpdag.config.evaluate import EvaluateParams
 from nlpdag.config.base import StageParams
 from nlpdag.config.reduce import ReduceParams
 from nlpdag.io.vectors import Timer, read_vectors, write_vectors
-from nlpdag.catalog import EMBEDDINGS_DIR
-from nlpdag.catalog import LIVE_DIR, REDUCED_DIR, REDUCE_LOSS, REDUCE_METRICS
-from nlpdag.catalog import check_methods
+from nlpdag.catalog.embeddings import EMBEDDINGS_DIR
+from nlpdag.catalog.reduce import check_methods, REDUCE_LOSS, REDUCE_METRICS, REDUCED_DIR
+from nlpdag.training.progress import LIVE_DIR
 from nlpdag.training.progress import live
 from nlpdag.training.devices import resolve_device
 

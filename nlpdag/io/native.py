@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nlpdag.catalog import FASTTEXT_MODEL
+from nlpdag.catalog.embeddings import FASTTEXT_MODEL
 from nlpdag.errors import StageError
 from nlpdag.io.tables import atomic_path
 

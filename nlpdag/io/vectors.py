@@ -16,10 +16,7 @@ import pyarrow as pa
 
 from nlpdag.errors import StageError
 from nlpdag.io.tables import atomic_path, read_table, write_json, write_table
-from nlpdag.catalog import EMBEDDINGS_DIR, TRAIN_DIR
-
-
-
+from nlpdag.catalog.embeddings import EMBEDDINGS_DIR, TRAIN_DIR
 def vectors_table(tokens: Sequence[str], vectors: np.ndarray) -> pa.Table:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(tokens) != vectors.shape[0]:

@@ -45,7 +45,10 @@ from nlpdag.io.tables import read_table, write_json, write_table
 from nlpdag.config.base import StageParams
 from nlpdag.config.topics import TopicsParams
 from nlpdag.io.vectors import Timer
-from nlpdag.catalog import CORPUS, TFIDF, TOPICS, TOPICS_METRICS, VOCAB
+from nlpdag.catalog.ingest import CORPUS
+from nlpdag.catalog.bow import TFIDF
+from nlpdag.catalog.topics import TOPICS, TOPICS_METRICS
+from nlpdag.catalog.tokenise import VOCAB
 from nlpdag.training.progress import DVCLiveLogger
 from nlpdag.training.progress import live
 from nlpdag.training.devices import resolve_device

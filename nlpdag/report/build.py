@@ -24,9 +24,16 @@ from nlpdag.errors import StageError
 from nlpdag.io.tables import atomic_path, read_frame
 from nlpdag.config.base import StageParams
 from nlpdag.config.report import ReportParams
-from nlpdag.catalog import TSNE_DIR, TSNE_DOCS, TSNE_WORDS, check_methods
-from nlpdag.catalog import ATTENTION, CLASSIFY_METRICS, CONFUSION_DIR, CURVES_DIR, FIGURES, INDEX, LABELS, METRICS_DIR, NEIGHBOURS, REDUCE_LOSS, SUMMARY, TOPICS, TRAIN_DIR
-from nlpdag.classify.paths import TREES
+from nlpdag.catalog.tsne import TSNE_DIR, TSNE_DOCS, TSNE_WORDS
+from nlpdag.catalog.cooccur import COOCCUR_METRICS
+from nlpdag.catalog.evaluate import EMBEDDINGS_METRICS, NEIGHBOURS
+from nlpdag.catalog.ingest import INGEST_METRICS, LABELS
+from nlpdag.catalog.tokenise import TOKENISE_METRICS
+from nlpdag.catalog.topics import TOPICS, TOPICS_METRICS
+from nlpdag.catalog.reduce import check_methods, REDUCE_LOSS, REDUCE_METRICS
+from nlpdag.catalog.classify import ATTENTION, CLASSIFY_METRICS, CONFUSION_DIR, CURVES_DIR, SUMMARY, TREES
+from nlpdag.catalog.report import FIGURES, INDEX
+from nlpdag.catalog.embeddings import TRAIN_DIR
 
 
 
@@ -135,11 +142,11 @@ def build(params: ReportParams, probes: Sequence[str], root: Path = Path("."),
     inp.take_missing()
 
     sections = []
-    ingest, tokenise, cooccur = (inp.json(f"{METRICS_DIR}/{n}.json") for n in ("ingest", "tokenise", "cooccur"))
+    ingest, tokenise, cooccur = (inp.json(str(p)) for p in (INGEST_METRICS, TOKENISE_METRICS, COOCCUR_METRICS))
     sections.append(h.corpus_section(ingest, tokenise, cooccur, inp.take_missing()))
-    embeddings = inp.json(f"{METRICS_DIR}/embeddings.json")
+    embeddings = inp.json(str(EMBEDDINGS_METRICS))
     sections.append(h.embeddings_section(embeddings, (inp.take_missing() or [None])[0]))
-    reduce, topics = inp.json(f"{METRICS_DIR}/reduce.json"), inp.json(f"{METRICS_DIR}/topics.json")
+    reduce, topics = inp.json(str(REDUCE_METRICS)), inp.json(str(TOPICS_METRICS))
     words_of_topics = topic_words(inp.parquet(TOPICS))
     sections.append(h.reduction_section(reduce, topics, words_of_topics, inp.take_missing()))
     sections.append(h.classifiers_section(classify, summary, [m for m in classify_missing if m != ATTENTION]))

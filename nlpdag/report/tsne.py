@@ -35,12 +35,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from nlpdag.errors import StageError
-from nlpdag.catalog import TSNE_DOCS, TSNE_MAPS, TSNE_WORDS, check_methods, vectors_path
+from nlpdag.catalog.tsne import TSNE_DIR, TSNE_DOCS, TSNE_MAPS, TSNE_WORDS
+from nlpdag.catalog.reduce import check_methods, vectors_path
 from nlpdag.io.tables import read_frame, read_json, read_table, write_json, write_table
 from nlpdag.config.tsne import TsneParams
 from nlpdag.io.vectors import Timer, read_vectors
-from nlpdag.catalog import (CLASSIFY_PREDICTIONS, CLASSIFY_STATES, CORPUS, COUNTS, DOCVECS_DIR, LABELS, SUMMARY, TSNE_DIR, VOCAB)
-
+from nlpdag.catalog.classify import CLASSIFY_PREDICTIONS, CLASSIFY_STATES, SUMMARY
+from nlpdag.catalog.ingest import CORPUS, LABELS
+from nlpdag.catalog.bow import COUNTS
+from nlpdag.catalog.embeddings import DOCVECS_DIR
+from nlpdag.catalog.tokenise import VOCAB
 WORD_COLUMNS = ["method", "token", "rank", "polarity", "leaning", "x", "y"]
 DOC_COLUMNS = ["vectors", "model", "doc_id", "label", "predicted", "correct", "source", "snippet", "x", "y"]
 

@@ -26,7 +26,9 @@ from nlpdag.errors import StageError, involving
 from nlpdag.evaluation.scores import classification_metrics
 from nlpdag.io.tables import read_frame, read_json, read_table, write_json, write_table
 from nlpdag.config.bow import BowParams
-from nlpdag.catalog import BOW_METRICS, BOW_PREDICTIONS, CORPUS, COUNTS, LABELS, TFIDF, TOKENS, VOCAB
+from nlpdag.catalog.bow import BOW_METRICS, BOW_PREDICTIONS, COUNTS, TFIDF
+from nlpdag.catalog.ingest import CORPUS, LABELS
+from nlpdag.catalog.tokenise import TOKENS, VOCAB
 from nlpdag.config.base import StageParams
 
 

@@ -23,8 +23,7 @@ from nlpdag.evaluation import protocol as evaluation
 from nlpdag.errors import StageError
 from nlpdag.io.tables import write_table
 from nlpdag.config.data import DataParams
-from nlpdag.catalog import CORPUS, LABELS
-
+from nlpdag.catalog.ingest import CORPUS, LABELS
 # A user's corpus under this folder is a DVC dependency of `ingest`: editing it reruns the pipeline.
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",

@@ -21,9 +21,8 @@ from nlpdag.io.chunks import chunk_writer
 from nlpdag.errors import StageError
 from nlpdag.io.tables import read_table, write_table
 from nlpdag.config.tokenise import TokeniseParams
-from nlpdag.catalog import CORPUS, PHRASES, TOKENS, VOCAB
-
-
+from nlpdag.catalog.ingest import CORPUS
+from nlpdag.catalog.tokenise import PHRASES, TOKENS, VOCAB
 _HTML_TAG = re.compile(r"<[^>]{0,200}>")
 # Runs of letters/digits, joined by an inner apostrophe or hyphen: keeps "don't", "it's", "well-made".
 _TOKEN = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*")

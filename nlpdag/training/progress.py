@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+from pathlib import Path
 from typing import Iterator
 
-from nlpdag.catalog import LIVE_DIR
+LIVE_DIR = Path("reports/live")   # DVCLive, one folder per training stage: metrics.json, plots/custom/
 
 
 def _is_main() -> bool:

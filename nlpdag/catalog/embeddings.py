@@ -1,0 +1,17 @@
+"""What the embedding stages write (word2vec@<arch>, glove, fasttext, doc2vec@<mode>, pretrained), and
+their method names: one stage (or foreach item) each, a file each under EMBEDDINGS_DIR."""
+from pathlib import Path
+
+METHODS = ["word2vec_cbow", "word2vec_skipgram", "glove", "fasttext", "doc2vec_dm", "doc2vec_dbow", "pretrained"]
+DOC2VEC_MODES = ["dm", "dbow"]
+
+EMBEDDINGS_DIR = Path("data/embeddings")  # <method>.parquet (+ .txt in word2vec format)
+DOCVECS_DIR = Path("data/docvecs")        # doc2vec's document vectors: doc2vec_<mode>.parquet
+FASTTEXT_MODEL = Path("data/models/fasttext.bin")   # Facebook's binary format
+TRAIN_DIR = Path("reports/train")         # per method: training time, loss, settings
+GLOVE_LOSS = Path("reports/plots/glove_loss.csv")
+
+
+def docvecs_path(mode: str) -> Path:
+    """Doc2Vec's document vectors of a mode (dm, dbow)."""
+    return DOCVECS_DIR / f"doc2vec_{mode}.parquet"

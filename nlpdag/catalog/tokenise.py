@@ -1,0 +1,7 @@
+"""What `tokenise` writes."""
+from pathlib import Path
+
+TOKENS = Path("data/tokens.parquet")
+VOCAB = Path("data/vocab.parquet")
+PHRASES = Path("data/phrases.parquet")
+TOKENISE_METRICS = Path("reports/metrics/tokenise.json")

@@ -1,0 +1,5 @@
+"""What `topics` writes."""
+from pathlib import Path
+
+TOPICS = Path("data/topics.parquet")
+TOPICS_METRICS = Path("reports/metrics/topics.json")
