@@ -64,7 +64,8 @@ def test_wilson_interval():
 
 
 def test_the_ensemble_claim_needs_a_significant_win_in_every_scope():
-    from nlpdag.report.claims import ensemble_claim, split_members
+    from nlpdag.names import split_members
+    from nlpdag.report.claims import ensemble_claim
 
     row = "ensemble(nbsvm+lstm-max@glove+docvec@doc2vec_dm+doc2vec_dbow)"
     assert split_members(row[9:-1]) == ["nbsvm", "lstm-max@glove", "docvec@doc2vec_dm+doc2vec_dbow"]

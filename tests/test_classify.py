@@ -8,8 +8,9 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from nlpdag import catalog
-from nlpdag.classify import train as classify
+from nlpdag.catalog import bow as _b, classify as _c, ingest as _i, tokenise as _t
+import types; catalog = types.SimpleNamespace(**{k: v for m in (_b, _c, _i, _t) for k, v in vars(m).items() if k.isupper()})
+
 import stages.classify as classify_stage
 from nlpdag.config.params import load_params as load_all_params
 from nlpdag.errors import StageError

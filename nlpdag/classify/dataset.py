@@ -1,46 +1,17 @@
-"""What `classify` trains and scores on: the corpus, its token lists and split (`Dataset`), and one
-row of the classifier table (`Result`)."""
+"""What the classifier stages train and score on: the corpus, its token lists and split (`Dataset`,
+read here; the dataclass and the row `Result` are nlpdag/evaluation/rows.py's)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
-import pandas as pd
 
 from nlpdag.catalog.ingest import CORPUS, LABELS
 
 from nlpdag.catalog.tokenise import TOKENS
 from nlpdag.errors import StageError
+from nlpdag.evaluation.rows import Dataset, Result
+
+__all__ = ["Dataset", "Result", "load_dataset", "validation_split"]
 from nlpdag.io.tables import read_frame, read_json
-
-
-@dataclass
-class Dataset:
-    doc_ids: np.ndarray          # (N,)
-    y: np.ndarray                # (N,) label ids
-    sources: pd.Series           # (N,) or all-NA
-    docs: list[list[str]]        # token lists, in-vocabulary or not
-    train: np.ndarray            # (N,) bool
-    labels: list[str]
-    validation: np.ndarray | None = None   # (N,) bool, within train: the slice every choice is made on
-
-    @property
-    def test(self) -> np.ndarray:
-        return ~self.train
-
-    def subset(self, mask: np.ndarray) -> list[list[str]]:
-        return [d for d, keep in zip(self.docs, mask) if keep]
-
-
-@dataclass
-class Result:
-    name: str
-    kind: str                    # baseline | neural
-    proba: np.ndarray            # (n_test, n_classes)
-    seconds: float               # features + selection + fit, the same for every row
-    extra: dict = field(default_factory=dict)
-    val_proba: np.ndarray | None = None   # (n_validation, n_classes): the chosen setting on the validation slice
-    info: dict = field(default_factory=dict)  # C, validation scores, trained_on, transductive...
 
 
 def load_dataset() -> Dataset:
@@ -55,3 +26,13 @@ def load_dataset() -> Dataset:
     return Dataset(doc_ids=corpus["doc_id"].to_numpy(), y=corpus["label_id"].to_numpy().astype(np.int64),
                    sources=corpus["source"], docs=[list(d) for d in tokens["tokens"]], train=train, labels=labels,
                    validation=corpus["validation"].to_numpy(dtype=bool) & train)
+
+
+def validation_split(data: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (within the training split) of the fitting part and of the validation slice that
+    ingest chose (stratified by label and source, a function of the texts: nlpdag/evaluation/protocol.py)."""
+    val = data.validation[data.train]
+    if val.sum() == 0 or val.all():
+        raise StageError(f"{CORPUS}: the validation slice of the training split is empty or all of it "
+                         "(data.val_fraction)")
+    return np.flatnonzero(~val), np.flatnonzero(val)

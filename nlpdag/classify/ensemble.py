@@ -20,6 +20,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from nlpdag.classify.dataset import Dataset, Result
+from nlpdag.evaluation.rows import chosen_on_validation
+from nlpdag.names import ensemble_name
 from nlpdag.errors import StageError
 
 BEST_NEURAL = "best_neural"
@@ -109,7 +111,7 @@ def fit_ensemble(members: list[Result], data: Dataset, Cs: list[float], seed: in
     coef = stack.model_.coef_  # (1 or k, members x (k - 1))
     k1 = len(data.labels) - 1
     weights = {m.name: [round(float(w), 4) for w in coef[:, j * k1:(j + 1) * k1].ravel()] for j, m in enumerate(members)}
-    name = f"ensemble({'+'.join(m.name for m in members)})"
+    name = ensemble_name([m.name for m in members])
     info = {"C": stack.C_, "validation_accuracy": round(stack.accuracy_, 4),
             "trained_on": "validation slice (the members' log-odds, each from its fit on the training split minus "
                           "the slice; C by 5-fold cross-validation within it)",
@@ -146,7 +148,5 @@ def check_members(members: list[str], baselines: list[str], baseline_methods: li
 
 def ensemble_row(results: list[Result], data: Dataset, members: list[str], Cs: list[float], seed: int = 0) -> Result:
     """The `ensemble(...)` row over the finished rows of `results`."""
-    from nlpdag.classify.outputs import chosen_on_validation
-
     chosen = chosen_on_validation([r for r in results if r.kind == "neural"], data)
     return fit_ensemble(resolve_members(members, results, chosen and chosen.name), data, Cs, seed)

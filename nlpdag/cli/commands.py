@@ -120,11 +120,11 @@ def similar(
 def predict(
     texts: Optional[list[str]] = typer.Argument(None, help="Texts to classify."),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="A file with one text per line."),
-    model: Optional[str] = typer.Option(None, help="A trained classifier (default: the best neural model "
-                                                   "of the last run; see data/models/classify/)."),
+    model: Optional[str] = typer.Option(None, help="A trained classifier, by its key in classify.models or its spec "
+                                                   "(default: the neural model chosen on the validation slice)."),
     repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout."),
 ) -> None:
-    """Label texts with a classifier the `classify` stage trained, with the probability of each label."""
+    """Label texts with a classifier a `neural@<key>` stage trained, with the probability of each label."""
     from nlpdag.runs.dag import PipelineError, find_root
     from nlpdag.errors import StageError
     from nlpdag.classify.predict import load_classifier, predict_texts
@@ -143,7 +143,7 @@ def predict(
     except (PipelineError, StageError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
-    typer.echo(f"# model: {clf.name}")
+    typer.echo(f"# model: {clf.key} ({clf.name})")
     probs = [c for c in frame.columns if c.startswith("p_")]
     for row in frame.to_dict("records"):
         dist = "  ".join(f"{c[2:]}={row[c]:.3f}" for c in probs)

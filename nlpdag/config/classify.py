@@ -1,40 +1,15 @@
 """The `classify` group of params.yaml, read by `classify`; validated when the stage starts."""
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from nlpdag.config.base import CGrid, Device, Group
+from nlpdag.names import MODEL_KEY, parse_model
 
 
 Baseline = Literal["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "idf_mean", "docvec"]
-
-
-# One pattern per family, each ending in "@<embedding>":
-# recurrent "<cell>[-bi]-<pooling>": lstm-bi-attention@word2vec_skipgram, gru-max@random, rnn-bi-last@glove__vae;
-# recursive "<cell>-<tree>": treelstm-rae@word2vec_skipgram, recnn-balanced@glove;
-# Transformer "transformer-<layers>x<d_model>": transformer-2x128@word2vec_skipgram.
-RNN_SPEC = re.compile(r"^(rnn|lstm|gru)(-bi)?-(last|max|mean|attention)@([A-Za-z0-9_]+)$")
-TREE_SPEC = re.compile(r"^(treelstm|recnn)-(balanced|left|right|rae)@([A-Za-z0-9_]+)$")
-TRANSFORMER_SPEC = re.compile(r"^transformer-([1-9][0-9]*)x([1-9][0-9]*)@([A-Za-z0-9_]+)$")
-SPEC_HELP = ("<cell>[-bi]-<pooling>@<embedding> (cell rnn|lstm|gru, pooling last|max|mean|attention), "
-             "<treelstm|recnn>-<balanced|left|right|rae>@<embedding> or transformer-<layers>x<d_model>@<embedding>")
-
-
-def parse_spec(spec: str) -> dict | None:
-    """A model name's family and settings, or None when it matches no family."""
-    if m := RNN_SPEC.match(spec):
-        cell, bi, pooling, embedding = m.groups()
-        return {"family": "rnn", "cell": cell, "bidirectional": bool(bi), "pooling": pooling, "embedding": embedding}
-    if m := TREE_SPEC.match(spec):
-        cell, tree, embedding = m.groups()
-        return {"family": "tree", "cell": cell, "tree": tree, "embedding": embedding}
-    if m := TRANSFORMER_SPEC.match(spec):
-        layers, width, embedding = m.groups()
-        return {"family": "transformer", "layers": int(layers), "d_model": int(width), "embedding": embedding}
-    return None
 
 
 class ClassifyParams(Group):
@@ -43,7 +18,9 @@ class ClassifyParams(Group):
     nb_C: CGrid = [0.1, 1.0, 10.0]
     nbsvm_C: CGrid = [0.001, 0.01, 0.1]
     dense_C: CGrid = [0.1, 1.0]
-    models: list[str] = ["lstm-bi-attention@word2vec_skipgram", "lstm-bi-max@word2vec_skipgram", "rnn-bi-attention@word2vec_skipgram"]
+    # <key>: <spec>; each trains in its own DVC stage, neural@<key> (DVC stage names cannot hold the spec's "@")
+    models: dict[str, str] = {"bilstm_attention": "lstm-bi-attention@word2vec_skipgram",
+                              "bilstm_max": "lstm-bi-max@word2vec_skipgram", "birnn_attention": "rnn-bi-attention@word2vec_skipgram"}
     embed_dim: int = Field(default=100, ge=1)
     freeze_embeddings: bool = False
     hidden: int = Field(default=128, ge=1)
@@ -68,25 +45,31 @@ class ClassifyParams(Group):
     pretraining_max_len: int = Field(default=100, ge=2)
     ensemble: list[str] = []       # none unless asked (params.yaml ships nbsvm, best_neural, docvec@doc2vec_dbow): its members must be rows of the run
     ensemble_C: CGrid = [0.01, 0.1, 1.0, 10.0]
-    attention_docs: int = Field(default=6, ge=0)
     tree_segment: int = Field(default=30, ge=1)       # tokens per tree at most: longer documents are cut into segments
     rae_epochs: int = Field(default=2, ge=1)           # the recursive auto-encoder's (tree=rae)
     rae_sample: int = Field(default=20000, ge=1)       # training segments it learns from
-    tree_docs: int = Field(default=4, ge=0)            # test sentences drawn with each node's prediction
     transformer_heads: int = Field(default=4, ge=1)
     transformer_ff: int = Field(default=256, ge=1)
     transformer_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     transformer_pooling: Literal["cls", "mean"] = "cls"
     device: Device = "auto"
 
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_keys(cls, models):
+        if isinstance(models, list):
+            raise ValueError("a mapping <key>: <spec> (the key names the stage neural@<key>; DVC stage names "
+                             "cannot hold the spec's '@'), e.g. {bilstm_attention: lstm-bi-attention@word2vec_skipgram}")
+        return {} if models is None else models
+
     @field_validator("models")
     @classmethod
-    def _model_specs(cls, models: list[str]) -> list[str]:
-        for spec in models:
-            parts = parse_spec(spec)
-            if parts is None:
-                raise ValueError(f"{spec!r} is not {SPEC_HELP} (e.g. lstm-bi-attention@word2vec_skipgram)")
-        if len(set(models)) != len(models):
+    def _model_specs(cls, models: dict[str, str]) -> dict[str, str]:
+        for key, spec in models.items():
+            if not MODEL_KEY.match(key):
+                raise ValueError(f"{key!r}: a key is letters, digits, '_' and '-' (it names the stage neural@<key>)")
+            parse_model(spec)  # ValueError: what a spec may be
+        if len(set(models.values())) != len(models):
             raise ValueError("a model is listed twice")
         return models
 
@@ -101,9 +84,17 @@ class ClassifyParams(Group):
 
     @model_validator(mode="after")
     def _heads(self) -> "ClassifyParams":
-        for spec in self.models:
-            parts = parse_spec(spec)
-            if parts["family"] == "transformer" and parts["d_model"] % self.transformer_heads:
-                raise ValueError(f"models: {spec!r}: d_model {parts['d_model']} is not a multiple of "
+        for spec in self.models.values():
+            model = parse_model(spec)
+            if model.family == "transformer" and model.d_model % self.transformer_heads:
+                raise ValueError(f"models: {spec!r}: d_model {model.d_model} is not a multiple of "
                                  f"transformer_heads {self.transformer_heads}")
         return self
+
+    def recipe(self) -> dict:
+        """The keys every neural@<key> stage reads: nlpdag/models/classifier.py's Recipe (the rest are the
+        `classify` stage's: its baselines, the model list and the ensemble)."""
+        return self.model_dump(exclude=set(JOIN_KEYS))
+
+
+JOIN_KEYS = ("baselines", "baseline_methods", "nb_C", "nbsvm_C", "dense_C", "models", "ensemble", "ensemble_C")

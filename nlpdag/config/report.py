@@ -11,3 +11,5 @@ class ReportParams(Group):
     attention_model: str | None = None
     confusion_models: list[str] | None = None
     neighbours_shown: int = Field(default=5, ge=1)
+    attention_docs: int = Field(default=6, ge=0, le=50)   # test documents shown with their attention weights
+    tree_docs: int = Field(default=4, ge=0, le=50)        # short test sentences drawn with every node's prediction

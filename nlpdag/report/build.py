@@ -111,12 +111,24 @@ def confusion_models(params: ReportParams, summary: dict | None) -> list[str]:
     return [n for n in dict.fromkeys(names) if n]
 
 
+def pick_examples(examples: list[dict], n: int) -> list[dict]:
+    """The first `n` documents of classify's candidates (up to n // 2 that the model got wrong, then right
+    ones, in their seeded order), every model's view of each, models in their order."""
+    wrong = {e["doc_id"]: e.get("wrong", False) for e in examples}
+    docs = list(dict.fromkeys(e["doc_id"] for e in examples))
+    chosen = [d for d in docs if wrong[d]][:n // 2]
+    chosen += [d for d in docs if not wrong[d]][:n - len(chosen)]
+    by = {(e["model"], e["doc_id"]): e for e in examples}
+    return [by[(m, d)] for m in dict.fromkeys(e["model"] for e in examples) for d in chosen if (m, d) in by]
+
+
 def pick_attention(examples: list, params: ReportParams) -> list[dict]:
-    """The attention examples shown: `report.attention_model`'s alone when set, else every model classify
-    wrote them for (per family, the one chosen on the validation slice; the same documents for each)."""
+    """The attention examples shown: `report.attention_docs` documents, for `report.attention_model` alone
+    when set, else for every model classify wrote them for (per family, the one chosen on the validation
+    slice; the same documents for each)."""
     if params.attention_model:
-        return [e for e in examples if e["model"] == params.attention_model]
-    return list(examples)
+        examples = [e for e in examples if e["model"] == params.attention_model]
+    return pick_examples(examples, params.attention_docs)
 
 
 def topic_words(frame: pd.DataFrame | None, n_topics: int | None = None, n_words: int = 10) -> dict[str, list[list[str]]]:
@@ -203,6 +215,7 @@ def build(params: ReportParams, probes: Sequence[str], root: Path = Path("."),
                                             note if shown else ("no attention model among the classifiers"
                                                                 if attention is not None else "")))
     trees = inp.json(TREES)
+    trees = None if trees is None else pick_examples(trees, params.tree_docs)
     sections.append(views.trees_section(trees, labels, inp.take_missing()))
     subtitle = "Built by the `report` stage from the pipeline's outputs; nothing is fetched when this page opens."
     return h.page(sections, [charts.plotly_js()], subtitle=subtitle), words, docs, map_labels

@@ -10,66 +10,12 @@ the intervals do not overlap.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Mapping
 
+from nlpdag.names import REDUCER_NAMES, human, is_model, parse_model
+
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED = "supported", "contradicted", "inconclusive", "not measured"
-
-METHOD_NAMES = {"word2vec_cbow": "word2vec CBOW", "word2vec_skipgram": "word2vec skip-gram", "glove": "GloVe",
-                "fasttext": "FastText", "doc2vec_dm": "Doc2Vec PV-DM", "doc2vec_dbow": "Doc2Vec PV-DBOW",
-                "pretrained": "pre-trained vectors", "random": "random initialisation"}
-REDUCER_NAMES = {"none": "no reduction", "pca": "PCA", "ae": "plain auto-encoder", "dae": "denoising auto-encoder",
-                 "stacked_ae": "stacked auto-encoder", "vae": "variational auto-encoder"}
-BASELINE_NAMES = {"tfidf_logreg": "TF-IDF + logistic regression", "nb_logreg": "NB-LR (naive-Bayes features + logistic regression)",
-                  "nbsvm": "NBSVM (naive-Bayes features + SVM)", "mean": "mean word vector + logistic regression",
-                  "idf_mean": "IDF-weighted mean word vector + logistic regression",
-                  "docvec": "document vectors + logistic regression"}
-CELLS = {"rnn": "plain RNN", "lstm": "LSTM", "gru": "GRU"}
-NEURAL = re.compile(r"^(rnn|lstm|gru)(-bi)?-(last|max|mean|attention)@(.+)$")
-TREE = re.compile(r"^(treelstm|recnn)-(balanced|left|right|rae)@(.+)$")
-TRANSFORMER = re.compile(r"^transformer-(\d+)x(\d+)@(.+)$")
-TREE_CELLS = {"treelstm": "Tree-LSTM", "recnn": "recursive NN"}
-TREE_SHAPES = {"balanced": "balanced trees", "left": "left-branching trees", "right": "right-branching trees",
-               "rae": "recursive auto-encoder trees"}
-
-
-def human(name: str) -> str:
-    """'lstm-bi-attention@word2vec_skipgram' -> 'bidirectional LSTM, attention pooling, on word2vec skip-gram'."""
-    if name in METHOD_NAMES:
-        return METHOD_NAMES[name]
-    if "__" in name:
-        method, _, reducer = name.partition("__")
-        return f"{human(method)}, reduced by {REDUCER_NAMES.get(reducer, reducer)}"
-    match = NEURAL.match(name)
-    if match:
-        cell, bi, pooling, embedding = match.groups()
-        return f"{'bidirectional ' if bi else ''}{CELLS[cell]}, {pooling} pooling, on {human(embedding)}"
-    if match := TREE.match(name):
-        cell, shape, embedding = match.groups()
-        return f"{TREE_CELLS[cell]} over {TREE_SHAPES[shape]}, on {human(embedding)}"
-    if match := TRANSFORMER.match(name):
-        layers, width, embedding = match.groups()
-        return f"Transformer encoder ({layers} layers of width {width}), on {human(embedding)}"
-    if name.startswith("ensemble(") and name.endswith(")"):
-        return "ensemble of " + "; ".join(human(m) for m in split_members(name[len("ensemble("):-1]))
-    kind, _, on = name.partition("@")
-    if kind in BASELINE_NAMES:
-        return BASELINE_NAMES[kind] + (f", on {' + '.join(human(m) for m in on.split('+'))}" if on else "")
-    return name
-
-
-def split_members(joined: str) -> list[str]:
-    """'nbsvm+lstm-bi-max@glove+docvec@doc2vec_dm+doc2vec_dbow' -> its rows; a '+' right after 'docvec@...'
-    joins Doc2Vec modes within one row."""
-    out: list[str] = []
-    for part in joined.split("+"):
-        if out and out[-1].startswith("docvec@") and part.startswith("doc2vec_"):
-            out[-1] += "+" + part
-        else:
-            out.append(part)
-    return out
-
 
 @dataclass
 class Claim:
@@ -215,9 +161,8 @@ def _neural(models: Mapping, cell: str, pooling: str) -> dict[str, str]:
     """{'<bi>@<embedding>': model name} of the neural rows with that cell and pooling."""
     out = {}
     for name in models:
-        match = NEURAL.match(name)
-        if match and match.group(1) == cell and match.group(3) == pooling:
-            out[f"{match.group(2) or ''}@{match.group(4)}"] = name
+        if is_model(name) and (m := parse_model(name)).family == "rnn" and m.cell == cell and m.pooling == pooling:
+            out[f"{'-bi' if m.bidirectional else ''}@{m.embedding.name}"] = name
     return out
 
 
@@ -231,7 +176,7 @@ def long_documents_claim(models: Mapping) -> Claim:
             break
     else:
         return Claim(claim, "the run has no plain RNN beside an LSTM of the same pooling and embedding", NOT_MEASURED,
-                     "dvc exp run -S 'classify.models=[lstm-bi-attention@word2vec_skipgram,rnn-bi-attention@word2vec_skipgram]'")
+                     "dvc exp run -S '+classify.models.birnn_attention=rnn-bi-attention@word2vec_skipgram'")
     bands = [b for b in models[lstm].get("by_length", {}) if b in models[rnn].get("by_length", {})]
     if not bands:
         return Claim(claim, "no accuracy by document length in the classifier table", NOT_MEASURED, "dvc repro classify")
@@ -259,7 +204,7 @@ def attention_claim(models: Mapping) -> Claim:
             return Claim(claim, f"{human(att)} {_pct(a['accuracy'])} {_ci(a['accuracy_ci'])} against {human(mx)} "
                                 f"{_pct(b['accuracy'])} {_ci(b['accuracy_ci'])}", verdict)
     return Claim(claim, "the run has no attention model beside a max-pooling one of the same cell and embedding",
-                 NOT_MEASURED, "dvc exp run -S 'classify.models=[lstm-bi-attention@word2vec_skipgram,lstm-bi-max@word2vec_skipgram]'")
+                 NOT_MEASURED, "dvc exp run -S '+classify.models.bilstm_max=lstm-bi-max@word2vec_skipgram'")
 
 
 def clipping_claim(models: Mapping) -> Claim:
@@ -330,7 +275,7 @@ def tree_claim(summary: Mapping) -> Claim:
     short = (test or {}).get("short_source")
     return _versus("Tree structure helps on short sentences (a recursive net against a recurrent one, on the source "
                    "with the shortest texts" + (f": {short})" if short else ")"), test, [short] if short else [],
-                   "dvc exp run -S 'classify.models=[treelstm-rae@word2vec_skipgram,lstm-bi-attention@word2vec_skipgram]'",
+                   "dvc exp run -S '+classify.models.treelstm_rae=treelstm-rae@word2vec_skipgram'",
                    "the run has no tree model beside a recurrent one, or its corpus has no sources")
 
 
@@ -338,7 +283,7 @@ def self_attention_claim(summary: Mapping) -> Claim:
     test = (summary.get("versus") or {}).get("transformer_vs_recurrent")
     return _versus("Self-attention beats recurrence (a Transformer encoder against a recurrent model)", test,
                    list((test or {}).get("scopes", {})),
-                   "dvc exp run -S 'classify.models=[transformer-2x128@word2vec_skipgram,lstm-bi-attention@word2vec_skipgram]'",
+                   "dvc exp run -S '+classify.models.transformer=transformer-2x128@word2vec_skipgram'",
                    "the run has no Transformer beside a recurrent model")
 
 

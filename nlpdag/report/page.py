@@ -36,7 +36,7 @@ def esc(value: object) -> str:
 
 def named(name: str, suffix: str = "") -> Markup:
     """A row's human name (nlpdag/report/claims.py) with its id in small print."""
-    from nlpdag.report.claims import human
+    from nlpdag.names import human
 
     title = human(name)
     if title == name:
@@ -133,7 +133,7 @@ REDUCE_SCORES = [("analogy_accuracy", "analogy acc."), ("wordsim353_spearman", "
 
 
 def named_text(name: str) -> str:
-    from nlpdag.report.claims import human
+    from nlpdag.names import human
 
     return human(name)
 

@@ -77,7 +77,7 @@ def trees_section(examples: Sequence[dict] | None, labels: Sequence[str], missin
     body = [unavailable(m) for m in missing]
     if examples is not None and not examples:
         body.append('<p class="small">no tree model among the classifiers (e.g. dvc exp run -S '
-                    "'classify.models=[treelstm-rae@word2vec_skipgram,lstm-bi-attention@word2vec_skipgram]')</p>")
+                    "'+classify.models.treelstm_rae=treelstm-rae@word2vec_skipgram')</p>")
     if examples:
         key = " · ".join(f'<span style="color:{PALETTE[k % len(PALETTE)]}">&#9679;</span> {esc(label)}'
                          for k, label in enumerate(labels))

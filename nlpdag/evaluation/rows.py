@@ -1,0 +1,169 @@
+"""The statistics of the classifier table, as pure functions of rows and the split: every row's scores
+with their intervals, the summary (a winner only where an exact McNemar test says so, else "tied"), the
+course's family tests and the neural-vs-baseline test, and the choices made on the validation slice.
+The `classify` stage writes what they return; nothing here reads or writes a file."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from nlpdag.evaluation import protocol as evaluation
+from nlpdag.evaluation.scores import classification_metrics
+from nlpdag.names import family
+
+
+@dataclass
+class Dataset:
+    doc_ids: np.ndarray          # (N,)
+    y: np.ndarray                # (N,) label ids
+    sources: pd.Series           # (N,) or all-NA
+    docs: list[list[str]]        # token lists, in-vocabulary or not
+    train: np.ndarray            # (N,) bool
+    labels: list[str]
+    validation: np.ndarray | None = None   # (N,) bool, within train: the slice every choice is made on
+
+    @property
+    def test(self) -> np.ndarray:
+        return ~self.train
+
+    def subset(self, mask: np.ndarray) -> list[list[str]]:
+        return [d for d, keep in zip(self.docs, mask) if keep]
+
+
+@dataclass
+class Result:
+    name: str
+    kind: str                    # baseline | neural
+    proba: np.ndarray            # (n_test, n_classes)
+    seconds: float               # features + selection + fit, the same for every row
+    extra: dict = field(default_factory=dict)
+    val_proba: np.ndarray | None = None   # (n_validation, n_classes): the chosen setting on the validation slice
+    info: dict = field(default_factory=dict)  # C, validation scores, trained_on, transductive...
+
+
+def score_results(results: list[Result], data: Dataset, seed: int = 0) -> dict:
+    y_test = data.y[data.test]
+    sources = data.sources[data.test].reset_index(drop=True)
+    lengths = np.array([len(data.docs[i]) for i in np.flatnonzero(data.test)])
+    bands = length_bands(lengths)
+    models = {}
+    for r in results:
+        scores = classification_metrics(y_test, r.proba.argmax(axis=1), r.proba, len(data.labels), sources, seed)
+        correct = r.proba.argmax(axis=1) == y_test
+        scores["by_length"] = {name: {"accuracy": round(float(correct[rows].mean()), 4), "n": int(rows.sum())}
+                               for name, rows in bands.items() if rows.any()}
+        scores["train_seconds"] = round(r.seconds, 2)
+        if "tokens_per_second" in r.extra:
+            scores["tokens_per_second"] = round(float(r.extra["tokens_per_second"]))
+        scores["kind"] = r.kind
+        scores["transductive"] = bool(r.info.get("transductive", False))
+        for key in ("C", "validation_accuracy", "epochs", "trained_on", "representation_seconds", "gradients",
+                    "ensemble"):
+            if key in r.info:
+                scores[key] = r.info[key]
+        models[r.name] = scores
+    return {"models": models}
+
+
+def length_bands(lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """Test documents by token length, in quartiles ("<=52 tokens", "53-110 tokens", ...): the
+    evidence for 'LSTMs cope with long documents better than plain RNNs'."""
+    if not len(lengths):
+        return {}
+    edges = np.unique(np.quantile(lengths, [0.25, 0.5, 0.75]).astype(int))
+    bands, lo = {}, int(lengths.min())
+    for hi in [*edges, int(lengths.max())]:
+        rows = (lengths >= lo) & (lengths <= hi)
+        if rows.any() and hi >= lo:
+            bands[f"{lo}-{hi} tokens"] = rows
+        lo = hi + 1
+    return bands
+
+
+def accuracy_on_test(result: Result, data: Dataset) -> float:
+    """A row's accuracy on the test split (for the stage's log; the scores are `score_results`')."""
+    return float(np.mean(result.proba.argmax(axis=1) == data.y[data.test]))
+
+
+def validation_accuracy(result: Result, data: Dataset) -> float:
+    """A row's accuracy on the validation slice (its `val_proba` rows follow the slice's order)."""
+    return float(np.mean(result.val_proba.argmax(axis=1) == data.y[data.validation]))
+
+
+def chosen_on_validation(results: list[Result], data: Dataset) -> Result | None:
+    """The most accurate of `results` on the validation slice (ties: the later name); rows without
+    validation predictions are not candidates."""
+    pool = [r for r in results if r.val_proba is not None]
+    return max(pool, key=lambda r: (validation_accuracy(r, data), r.name), default=None)
+
+
+def summarise(metrics: dict, results: list[Result], data: Dataset) -> dict:
+    """Per scope (overall, each source): the most accurate row on the test split and whether an exact
+    McNemar test separates it from the runner-up (`winner`, else null and `tied_with`); the best
+    baseline likewise; and `best_neural`, the neural model chosen on the validation slice (the
+    default of `nlpdag predict`, the t-SNE classifier map and the attention panel)."""
+    models = metrics["models"]
+    sources = sorted({s for m in models.values() for s in m.get("by_source", {})})
+    y_test = data.y[data.test]
+    src = data.sources[data.test].fillna("").to_numpy()
+    preds = {r.name: r.proba.argmax(axis=1) for r in results}
+    kinds = {r.name: r.kind for r in results}
+    out: dict = {key: {} for key in ("winner", "best", "tied_with", "p_value", "runner_up", "best_baseline",
+                                     "neural_vs_baseline")}
+    for scope in [None, *sources]:
+        rows = np.ones(len(y_test), bool) if scope is None else src == scope
+        key = scope or "overall"
+        v = evaluation.verdict(y_test[rows], {n: p[rows] for n, p in preds.items()})
+        for name in ("winner", "best", "tied_with", "p_value", "runner_up"):
+            out[name][key] = v[name]
+        base = evaluation.verdict(y_test[rows], {n: p[rows] for n, p in preds.items() if kinds[n] == "baseline"})["best"]
+        out["best_baseline"][key] = base
+        out["neural_vs_baseline"][key] = neural_vs_baseline(y_test[rows], {n: p[rows] for n, p in preds.items()}, kinds, base)
+    chosen = chosen_on_validation([r for r in results if r.kind == "neural"], data)
+    out["best_neural"] = {"overall": chosen and chosen.name, "chosen_on": "validation accuracy"}
+    out["versus"] = family_tests(results, data, sources)
+    return {**out, "labels": data.labels, "sources": sources}
+
+
+def family_tests(results: list[Result], data: Dataset, sources: list[str]) -> dict:
+    """The course's model-family questions, each a paired (exact McNemar) test on the same test documents,
+    overall and per source, between the rows chosen on the validation slice: the best tree model against
+    the best recurrent one (`tree_vs_recurrent`, with `short_source`: the source whose test texts have
+    the fewest tokens at the median) and the best Transformer against the best recurrent one."""
+    y = data.y[data.test]
+    src = data.sources[data.test].fillna("").to_numpy()
+    lengths = np.array([len(data.docs[i]) for i in np.flatnonzero(data.test)])
+    by = {f: chosen_on_validation([r for r in results if r.kind == "neural" and family(r.name) == f], data)
+          for f in ("rnn", "tree", "transformer")}
+    out = {}
+    for key, f in (("tree_vs_recurrent", "tree"), ("transformer_vs_recurrent", "transformer")):
+        a, b = by[f], by["rnn"]
+        if a is None or b is None:
+            continue
+        pa_, pb = a.proba.argmax(axis=1), b.proba.argmax(axis=1)
+        scopes = {}
+        for scope in ["overall", *sources]:
+            rows = np.ones(len(y), bool) if scope == "overall" else src == scope
+            acc_a, acc_b = float(np.mean(pa_[rows] == y[rows])), float(np.mean(pb[rows] == y[rows]))
+            p = evaluation.mcnemar(y[rows], pa_[rows], pb[rows])
+            scopes[scope] = {"accuracy_a": round(acc_a, 4), "accuracy_b": round(acc_b, 4), "gain": round(acc_a - acc_b, 4),
+                             "p_value": float(f"{p:.3g}"), "significant": bool(p < evaluation.ALPHA),
+                             "n": int(rows.sum())}  # 3 significant digits: a tiny p stays > 0
+        out[key] = {"a": a.name, "b": b.name, "scopes": scopes}
+    if "tree_vs_recurrent" in out and sources:
+        out["tree_vs_recurrent"]["short_source"] = min(sources, key=lambda s: (float(np.median(lengths[src == s])), s))
+    return out
+
+
+def neural_vs_baseline(y: np.ndarray, preds: dict, kinds: dict, baseline: str | None) -> dict | None:
+    """The most accurate row with a neural component (a neural model or an ensemble) against the best
+    baseline, by an exact McNemar test on the same documents: the course's question, deep or linear."""
+    deep = evaluation.verdict(y, {n: p for n, p in preds.items() if kinds[n] != "baseline"})["best"]
+    if deep is None or baseline is None:
+        return None
+    gain = float(np.mean(preds[deep] == y) - np.mean(preds[baseline] == y))
+    p = evaluation.mcnemar(y, preds[deep], preds[baseline])
+    return {"row": deep, "baseline": baseline, "gain": round(gain, 4), "p_value": round(p, 4),
+            "significant": bool(p < evaluation.ALPHA and gain > 0)}
