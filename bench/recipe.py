@@ -50,32 +50,32 @@ def point(name: str, overrides: dict, model: str, docs: int, seed: int) -> dict:
 
     torch.set_num_threads(1)
     from nlpdag.catalog.tokenise import VOCAB
-    from nlpdag.classify.dataset import Dataset, load_dataset
-    from nlpdag.classify.train import train_neural
+    from nlpdag.classify.dataset import load_dataset
     from nlpdag.config.classify import ClassifyParams
     from nlpdag.io.tables import read_frame
+    from nlpdag.models.classifier import NeuralClassifier
 
     os.chdir(ROOT)
-    full = load_dataset()
+    data = load_dataset()
     rng = np.random.default_rng(seed)
-    fit = np.flatnonzero(full.train & ~full.validation)
-    keep = np.sort(np.concatenate([rng.choice(fit, min(docs, len(fit)), replace=False),
-                                   np.flatnonzero(full.validation), np.flatnonzero(full.test)[:16]]))
-    data = Dataset(full.doc_ids[keep], full.y[keep], full.sources.iloc[keep].reset_index(drop=True),
-                   [full.docs[i] for i in keep], full.train[keep], full.labels, full.validation[keep])
-    params = ClassifyParams(**{**BASE, **overrides, "models": [model], "attention_docs": 0, "device": "cpu"})
+    fit = np.flatnonzero(data.train & ~data.validation)
+    fit = np.sort(rng.choice(fit, min(docs, len(fit)), replace=False))
+    val = np.flatnonzero(data.validation)
+    recipe = ClassifyParams(**{**BASE, **overrides, "device": "cpu"}).recipe()
     vocab = read_frame(VOCAB, columns=["token"])["token"].tolist()
     start = time.perf_counter()
-    result, _, _ = train_neural(model, data, vocab, params, seed, torch.device("cpu"), log=lambda *a, **k: None)
-    history = result.extra["history"]
+    clf = NeuralClassifier(model, vocab=vocab, seed=seed, verbose=False, log=lambda *a, **k: None, **recipe)
+    clf.fit([data.docs[i] for i in fit], data.y[fit], [data.docs[i] for i in val], data.y[val], labels=data.labels)
+    val_accuracy = float(np.mean(clf.predict_proba([data.docs[i] for i in val]).argmax(axis=1) == data.y[val]))
+    history = clf.history_
     best = min(history, key=lambda h: h["val_loss"])
-    return {"name": name, "overrides": overrides, "val_accuracy": result.info["validation_accuracy"],
-            "best_val_loss": round(best["val_loss"], 4), "best_epoch": result.extra["best_epoch"],
+    return {"name": name, "overrides": overrides, "val_accuracy": round(val_accuracy, 4),
+            "best_val_loss": round(best["val_loss"], 4), "best_epoch": clf.best_epoch_,
             "val_loss_by_epoch": [round(h["val_loss"], 4) for h in history],
             "val_accuracy_by_epoch": [round(h["val_accuracy"], 4) for h in history],
-            "pretraining_seconds": round(sum(h["seconds"] for h in result.extra["pretrain_history"]), 1),
+            "pretraining_seconds": round(sum(h["seconds"] for h in clf.pretrain_history_), 1),
             "seconds": round(time.perf_counter() - start, 1),
-            "tokens_per_second": round(result.extra["tokens_per_second"])}
+            "tokens_per_second": round(clf.tokens_per_second_)}
 
 
 def main() -> None:

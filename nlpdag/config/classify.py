@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from nlpdag.config.base import CGrid, Device, Group
-from nlpdag.names import MODEL_KEY, parse_model
+from nlpdag.names import MODEL_KEY, parse_embedding, parse_model
 
 
 Baseline = Literal["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "idf_mean", "docvec"]
@@ -72,6 +72,14 @@ class ClassifyParams(Group):
         if len(set(models.values())) != len(models):
             raise ValueError("a model is listed twice")
         return models
+
+    @field_validator("baseline_methods")
+    @classmethod
+    def _methods(cls, methods: list[str]) -> list[str]:
+        for name in methods:
+            if name == "random" or parse_embedding(name) is None:  # ValueError: what is allowed
+                raise ValueError("random has no vectors to average; name a method or <method>__<reducer>")
+        return methods
 
     @field_validator("ensemble")
     @classmethod
