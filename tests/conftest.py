@@ -38,6 +38,21 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def run_classifier_stages(root: Path, log=lambda *_: None) -> dict:
+    """Every `neural@<key>` stage of root/params.yaml's classify.models, then the `classify` join, in
+    process (the caller has made `root` the working directory: the stages read and write relative
+    paths); the join's summary."""
+    import stages.classify
+    import stages.neural
+    from nlpdag.config.params import load_params
+
+    assert Path.cwd().resolve() == Path(root).resolve(), f"chdir to {root} first"
+    params = load_params(Path(root) / "params.yaml")
+    for key in params.classify.models:
+        stages.neural.run(params, key, log=log)
+    return stages.classify.run(params, log=log)
+
+
 def run_env() -> dict[str, str]:
     """Environment for DVC/nlpdag subprocesses: this venv first on PATH, analytics off."""
     env = dict(os.environ, DVC_NO_ANALYTICS="1", PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")

@@ -1,6 +1,7 @@
 """The course's claims (nlpdag/report/claims.py): each verdict follows from the numbers as stated."""
-from nlpdag.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, SUPPORTED, check_claims, human,
-                           long_documents_claim, wilson)
+from nlpdag.names import human
+from nlpdag.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, SUPPORTED, check_claims,
+                                  long_documents_claim, wilson)
 
 
 def test_human_names_speak_the_course_s_language():
@@ -44,18 +45,18 @@ def test_autoencoder_and_neural_claims():
     def row(acc, ci, bands=None, grads=None):
         return {"accuracy": acc, "accuracy_ci": ci, "by_length": bands or {}, "gradients": grads}
     grads = {"steps": 800, "median": 0.5, "max": 9.0, "clip": 1.0, "clipped_share": 0.02}
-    models = {"lstm-bi-attention@w": row(0.90, [0.89, 0.91], {"1-50 tokens": {"accuracy": 0.85, "n": 2000},
-                                                               "400-900 tokens": {"accuracy": 0.92, "n": 2000}}, grads),
-              "rnn-bi-attention@w": row(0.80, [0.79, 0.81], {"1-50 tokens": {"accuracy": 0.84, "n": 2000},
-                                                              "400-900 tokens": {"accuracy": 0.70, "n": 2000}}),
-              "lstm-bi-max@w": row(0.895, [0.885, 0.905])}
+    models = {"lstm-bi-attention@glove": row(0.90, [0.89, 0.91], {"1-50 tokens": {"accuracy": 0.85, "n": 2000},
+                                                                   "400-900 tokens": {"accuracy": 0.92, "n": 2000}}, grads),
+              "rnn-bi-attention@glove": row(0.80, [0.79, 0.81], {"1-50 tokens": {"accuracy": 0.84, "n": 2000},
+                                                                  "400-900 tokens": {"accuracy": 0.70, "n": 2000}}),
+              "lstm-bi-max@glove": row(0.895, [0.885, 0.905])}
     verdict = {c.claim: c for c in check_claims({}, {}, reduce, {"models": models})}
     assert verdict["Auto-encoders improve word vectors whatever the method"].verdict == CONTRADICTED
     assert verdict["LSTMs cope with long documents better than plain RNNs (vanishing gradients)"].verdict == SUPPORTED
     assert verdict["Attention helps (attention pooling against max pooling)"].verdict == INCONCLUSIVE
     clip = verdict["Gradient clipping tames exploding gradients (backprop through time)"]
     assert clip.verdict == INCONCLUSIVE and "max 9.00" in clip.measurement and "classify.clip=0" in clip.how
-    assert long_documents_claim({"lstm-bi-attention@w": models["lstm-bi-attention@w"]}).verdict == NOT_MEASURED
+    assert long_documents_claim({"lstm-bi-attention@glove": models["lstm-bi-attention@glove"]}).verdict == NOT_MEASURED
 
 
 def test_wilson_interval():
@@ -84,7 +85,7 @@ def test_the_ensemble_claim_needs_a_significant_win_in_every_scope():
 
 
 def test_family_claims_follow_the_paired_tests():
-    from nlpdag.report.claims import human, self_attention_claim, tree_claim
+    from nlpdag.report.claims import self_attention_claim, tree_claim
 
     def test(gain, p):
         return {"accuracy_a": 0.8 + gain, "accuracy_b": 0.8, "gain": gain, "p_value": p, "significant": p < 0.05, "n": 100}
@@ -108,3 +109,19 @@ def test_family_claims_follow_the_paired_tests():
     assert human("recnn-left@random") == "recursive NN over left-branching trees, on random initialisation"
     assert human("transformer-2x128@word2vec_skipgram") == ("Transformer encoder (2 layers of width 128), "
                                                              "on word2vec skip-gram")
+
+
+def test_how_to_measure_adds_a_model_to_the_classify_models_mapping():
+    """A claim the run cannot judge says how to measure it: one more <key>: <spec> in classify.models
+    (a new neural@<key> stage), a command valid under the params schema."""
+    import re
+
+    from nlpdag.config.params import parse_params
+    from nlpdag.report.claims import attention_claim, self_attention_claim, tree_claim
+
+    for claim in (tree_claim({}), self_attention_claim({}), long_documents_claim({}), attention_claim({})):
+        assert claim.verdict == NOT_MEASURED
+        match = re.fullmatch(r"dvc exp run -S '\+classify\.models\.([\w-]+)=([^']+)'", claim.how)
+        assert match, claim.how
+        key, spec = match.groups()
+        assert parse_params({"classify": {"models": {key: spec}}}).classify.models == {key: spec}

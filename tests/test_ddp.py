@@ -1,5 +1,5 @@
 """Multi-process training (nlpdag/training/distributed.py): two gloo processes on the CPU train the classifier
-as one process does on the same global batch, only rank 0 writes, and the `classify` stage runs under
+as one process does on the same global batch, only rank 0 writes, and a `neural@<key>` stage runs under
 torchrun."""
 import json
 import os
@@ -14,9 +14,10 @@ import torch
 import torch.multiprocessing as mp
 import yaml
 
-from nlpdag import catalog
-from nlpdag.classify import train as classify
 import stages.classify as classify_stage
+from conftest import run_classifier_stages
+from nlpdag.catalog.classify import (ATTENTION, CHECKPOINTS, CLASSIFY_METRICS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES,
+                                     CURVES_DIR, SUMMARY, model_dir, neural_dir)
 from nlpdag.config.params import load_params as load_all_params
 from nlpdag.training import distributed as dd
 from nlpdag.io.tables import read_frame
@@ -141,34 +142,37 @@ def test_single_process_helpers():
 
 
 @pytest.mark.slow
-def test_classify_stage_under_torchrun(tmp_path, monkeypatch, one_thread):
-    """`torchrun --standalone --nproc_per_node 2 -m stages.classify`, as the README says, against the
-    single-process stage on the same workspace (dropout 0: the neural models agree)."""
-    models = ["gru-bi-attention@word2vec_skipgram"]
+def test_neural_stage_under_torchrun(tmp_path, monkeypatch, one_thread):
+    """`torchrun --standalone --nproc_per_node 2 -m stages.neural <key>`, as the README says, then the
+    `classify` join, against the single-process stages on the same workspace (dropout 0: the neural
+    models agree)."""
+    key, spec = "bigru_attention", "gru-bi-attention@word2vec_skipgram"
     for root in (tmp_path / "ddp", tmp_path / "single"):
-        make_workspace(root, 2, models, ["nb_logreg"])
+        make_workspace(root, 2, {key: spec}, ["nb_logreg"])
         params = yaml.safe_load((root / "params.yaml").read_text())
         params["classify"].update(dropout=0.0, embed_dropout=0.0, epochs=4)
         (root / "params.yaml").write_text(yaml.safe_dump(params))
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "stages.classify"]
+           "-m", "stages.neural", key]
     proc = subprocess.run(cmd, cwd=tmp_path / "ddp", env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # One voice in the log: rank 0's.
-    assert proc.stdout.count(f"classify: {models[0]}: accuracy") == 1, proc.stdout
-    monkeypatch.chdir(tmp_path / "single")
+    assert proc.stdout.count(f"neural@{key}: {spec}: trained in") == 1, proc.stdout
+    monkeypatch.chdir(tmp_path / "ddp")
     classify_stage.run(load_all_params(), log=lambda *_: None)
+    monkeypatch.chdir(tmp_path / "single")
+    run_classifier_stages(tmp_path / "single")
 
     ddp, single = tmp_path / "ddp", tmp_path / "single"
-    metrics = json.loads((ddp / catalog.CLASSIFY_METRICS).read_text())["models"]
-    assert set(metrics) == {"nb_logreg", *models}
-    assert metrics[models[0]]["kind"] == "neural" and metrics[models[0]]["n"] == 20
-    for path in (catalog.SUMMARY, catalog.ATTENTION, catalog.CLASSIFY_PREDICTIONS, catalog.CLASSIFY_STATES,
-                 catalog.CLASSIFY_MODELS / models[0] / "model.pt", catalog.CURVES_DIR / f"{models[0]}.csv"):
+    metrics = json.loads((ddp / CLASSIFY_METRICS).read_text())["models"]
+    assert set(metrics) == {"nb_logreg", spec}
+    assert metrics[spec]["kind"] == "neural" and metrics[spec]["n"] == 20
+    for path in (SUMMARY, ATTENTION, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, model_dir(key) / "model.pt",
+                 neural_dir(key) / "info.json", CURVES_DIR / f"{spec}.csv"):
         assert (ddp / path).exists(), path
-    assert not list(ddp.rglob(".*.tmp")) and not list((ddp / catalog.CHECKPOINTS).glob("*.pt"))
-    ours, theirs = read_frame(ddp / catalog.CLASSIFY_PREDICTIONS), read_frame(single / catalog.CLASSIFY_PREDICTIONS)
+    assert not list(ddp.rglob(".*.tmp")) and not list((ddp / CHECKPOINTS).glob("*.pt"))
+    ours, theirs = read_frame(ddp / CLASSIFY_PREDICTIONS), read_frame(single / CLASSIFY_PREDICTIONS)
     assert len(ours) == len(theirs) == 2 * 20
     assert (ours["predicted"] == theirs["predicted"]).all()
     np.testing.assert_allclose(ours["confidence"], theirs["confidence"], atol=1e-4)

@@ -7,14 +7,13 @@ import pytest
 import torch
 import yaml
 
-from nlpdag import catalog
+from conftest import run_classifier_stages
+from nlpdag.catalog.classify import CLASSIFY_METRICS, CONFUSION_DIR, neural_dir
 from nlpdag.classify.dataset import Dataset, Result
 from nlpdag.classify.ensemble import LogOddsStack, check_members, fit_ensemble, log_odds
-from nlpdag.classify.train import train_neural
+from nlpdag.classify.neural import train_model
 from nlpdag.config.classify import ClassifyParams
-from nlpdag.config.params import load_params as load_all_params
 from nlpdag.errors import StageError
-import stages.classify as classify_stage
 from test_classify import make_workspace, toy_corpus
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -91,13 +90,13 @@ def test_members_are_checked_before_anything_trains():
 
 
 def test_the_stage_adds_the_ensemble_row(tmp_path, monkeypatch):
-    make_workspace(tmp_path, 2, ["gru-bi-attention@word2vec_skipgram"], ["nb_logreg", "nbsvm", "docvec"])
+    make_workspace(tmp_path, 2, {"bigru_attention": "gru-bi-attention@word2vec_skipgram"}, ["nb_logreg", "nbsvm", "docvec"])
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["classify"].update(ensemble=["nbsvm", "best_neural", "docvec@doc2vec_dbow"], epochs=3)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    summary = classify_stage.run(load_all_params(), log=lambda *_: None)
-    metrics = json.loads((tmp_path / catalog.CLASSIFY_METRICS).read_text())["models"]
+    summary = run_classifier_stages(tmp_path)
+    metrics = json.loads((tmp_path / CLASSIFY_METRICS).read_text())["models"]
     name = "ensemble(nbsvm+gru-bi-attention@word2vec_skipgram+docvec@doc2vec_dbow)"
     row = metrics[name]
     assert row["kind"] == "ensemble" and row["trained_on"].startswith("validation slice")
@@ -108,7 +107,7 @@ def test_the_stage_adds_the_ensemble_row(tmp_path, monkeypatch):
     assert summary["best_neural"]["overall"] == "gru-bi-attention@word2vec_skipgram"  # predict's default: a model
     assert summary["best_baseline"]["overall"] in ("nb_logreg", "nbsvm", "docvec@doc2vec_dm", "docvec@doc2vec_dbow",
                                                    "docvec@doc2vec_dm+doc2vec_dbow")
-    assert (tmp_path / catalog.CONFUSION_DIR / f"{name}.csv").is_file()
+    assert (tmp_path / CONFUSION_DIR / f"{name}.csv").is_file()
 
 
 def test_language_model_pretraining_reads_no_test_text(tmp_path, monkeypatch):
@@ -132,14 +131,16 @@ def test_language_model_pretraining_reads_no_test_text(tmp_path, monkeypatch):
         return real(model, seqs, *args, **kwargs)
 
     monkeypatch.setattr(pretraining, "pretrain_encoder", spy)
-    monkeypatch.chdir(tmp_path)  # its resumable checkpoint goes under the working directory
-    params = ClassifyParams(models=["lstm-bi-attention@random"], pretraining="lm", pretraining_epochs=1, epochs=2,
-                            hidden=6, embed_dim=5, batch_size=16, max_len=30, pretrained_lr=0.5, frozen_epochs=1,
-                            device="cpu")
-    result, model, _ = train_neural("lstm-bi-attention@random", data, vocab, params, 0, torch.device("cpu"),
-                                    log=lambda *_: None)
+    monkeypatch.chdir(tmp_path)  # the stage's outputs and resumable checkpoint go under the working directory
+    recipe = ClassifyParams(models={"bilstm_attention": "lstm-bi-attention@random"}, pretraining="lm",
+                            pretraining_epochs=1, epochs=2, hidden=6, embed_dim=5, batch_size=16, max_len=30,
+                            pretrained_lr=0.5, frozen_epochs=1, device="cpu").recipe()
+    # What the neural@<key> stage runs, given every document of the corpus, test ones included.
+    info = train_model("bilstm_attention", "lstm-bi-attention@random", data, vocab, recipe, 0, {}, log=lambda *_: None)
     assert len(seen) == train.sum() and not any((s == marker).any() for s in seen)
-    assert result.extra["pretrain_history"] and result.extra["pretrain_history"][0]["loss"] > 0
+    assert info["pretrain_history"] and info["pretrain_history"][0]["loss"] > 0
+    assert json.loads((tmp_path / neural_dir("bilstm_attention") / "info.json").read_text())["pretrain_history"] \
+        == info["pretrain_history"]
 
 
 def test_the_ensemble_scores_the_test_split_with_the_models_that_made_its_validation_features():

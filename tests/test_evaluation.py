@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nlpdag import catalog
+from conftest import run_classifier_stages
+from nlpdag.catalog.classify import ATTENTION, CLASSIFY_METRICS, neural_dir
+from nlpdag.catalog.ingest import CORPUS
 from nlpdag.evaluation import protocol as evaluation
-from stages import classify
-from nlpdag.config.params import load_params as load_all_params
 from nlpdag.text import corpus as ing
 from nlpdag.config.data import DataParams
 
@@ -85,26 +85,30 @@ def test_no_choice_depends_on_the_test_labels(tmp_path, monkeypatch):
     choices = []
     for k, root in enumerate((tmp_path / "a", tmp_path / "b")):
         root.mkdir()
-        make_workspace(root, 2, ["gru-mean@random", "lstm-attention@word2vec_skipgram"],
+        make_workspace(root, 2, {"gru_mean": "gru-mean@random", "lstm_attention": "lstm-attention@word2vec_skipgram"},
                        ["nb_logreg", "nbsvm", "mean", "docvec"])
         if k:
-            corpus = pd.read_parquet(root / catalog.CORPUS)
+            corpus = pd.read_parquet(root / CORPUS)
             test = corpus["split"] == "test"
             corpus.loc[test, "label_id"] = np.random.default_rng(5).permutation(corpus.loc[test, "label_id"].to_numpy())
-            corpus.to_parquet(root / catalog.CORPUS, index=False)
+            corpus.to_parquet(root / CORPUS, index=False)
         monkeypatch.chdir(root)
-        summary = classify.run(load_all_params(), log=lambda *_: None)
-        metrics = json.loads((root / catalog.CLASSIFY_METRICS).read_text())["models"]
-        attention = json.loads((root / catalog.ATTENTION).read_text())
+        summary = run_classifier_stages(root)
+        metrics = json.loads((root / CLASSIFY_METRICS).read_text())["models"]
+        attention = json.loads((root / ATTENTION).read_text())
         choices.append(({n: (m.get("C"), m.get("validation_accuracy"), m.get("epochs")) for n, m in metrics.items()},
                         summary["best_neural"], {a["model"] for a in attention},
                         {n: m["accuracy"] for n, m in metrics.items()}))
     assert choices[0][:3] == choices[1][:3]
     assert choices[0][3] != choices[1][3]
+    for key in ("gru_mean", "lstm_attention"):  # each neural@<key> stage: the same model, the same probabilities
+        a, b = (pd.read_parquet(root / neural_dir(key) / "proba.parquet") for root in (tmp_path / "a", tmp_path / "b"))
+        assert a["doc_id"].tolist() == b["doc_id"].tolist()
+        assert np.array_equal(np.stack(a["proba"]), np.stack(b["proba"]))
 
 
 def test_neural_vs_baseline_is_a_paired_test_of_the_best_deep_row():
-    from nlpdag.classify.outputs import neural_vs_baseline
+    from nlpdag.evaluation.rows import neural_vs_baseline
 
     y = np.array([0, 1] * 50)
     base = y.copy()

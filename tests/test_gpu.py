@@ -56,3 +56,23 @@ def test_cuda_trains_the_tree_and_transformer_families_under_amp(family):
     on_gpu = predict(model, inputs[192:], device="cuda", with_states=True)
     on_cpu = predict(model.cpu(), inputs[192:], device="cpu", with_states=True)
     assert np.allclose(on_gpu["proba"], on_cpu["proba"], atol=1e-3)
+
+
+
+def test_the_estimator_fits_on_cuda_and_what_it_saves_predicts_the_same_on_the_cpu(tmp_path):
+    """NeuralClassifier with device cuda (classify.device) trains there under AMP; the folder it saves
+    (weights alone) loads on the CPU, as `nlpdag predict` loads it, with the same predictions."""
+    from nlpdag.models.classifier import NeuralClassifier
+
+    seqs, y = task()
+    docs = [[f"w{t}" for t in s] for s in seqs]
+    clf = NeuralClassifier("lstm-bi-attention@random", embed_dim=16, hidden=16, epochs=6, batch_size=32,
+                           learning_rate=0.01, patience=6, device="cuda", verbose=False, log=lambda *_: None)
+    assert clf.fit(docs[:192], y[:192], docs[192:], y[192:]) is clf
+    assert next(clf.model_.parameters()).device.type == "cuda"
+    assert max(h["val_accuracy"] for h in clf.history_) > 0.7 and clf.tokens_per_second_ > 0
+    on_gpu = clf.predict_proba(docs[192:])
+    clf.save(tmp_path / "model")
+    loaded = NeuralClassifier.load(tmp_path / "model")
+    assert next(loaded.model_.parameters()).device.type == "cpu" and loaded.recipe.device == "cpu"
+    assert np.allclose(loaded.predict_proba(docs[192:]), on_gpu, atol=1e-4)  # eval in float32 on both

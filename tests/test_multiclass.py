@@ -1,6 +1,6 @@
-"""Any number of classes through the real front stages and `classify` (no DVC, no fabricated
-outputs): ingest -> tokenise -> bow [-> word2vec, doc2vec] -> classify on 3- and 4-class corpora
-in CSV and folder form."""
+"""Any number of classes through the real front stages and the classifier stages (no DVC, no fabricated
+outputs): ingest -> tokenise -> bow [-> word2vec, doc2vec] -> neural@<key> -> classify on 3- and 4-class
+corpora in CSV and folder form."""
 import json
 import sys
 from pathlib import Path
@@ -58,9 +58,10 @@ def workspace(root: Path, n_classes: int, form: str, embeddings: bool) -> None:
     params["classify"].update(
         baselines=["tfidf_logreg", "nb_logreg", "nbsvm"] + (["mean", "idf_mean", "docvec"] if embeddings else []),
         baseline_methods=["word2vec_skipgram"] if embeddings else [],
-        models=["gru-bi-mean@word2vec_skipgram" if embeddings else "gru-bi-mean@random"],
+        models={"bigru_mean": "gru-bi-mean@word2vec_skipgram" if embeddings else "gru-bi-mean@random"},
         embed_dim=16, hidden=16, epochs=12, patience=12, batch_size=16, learning_rate=0.01, max_len=40,
-        attention_docs=2, device="cpu", ensemble=["nbsvm", "best_neural"] + (["docvec@doc2vec_dbow"] if embeddings else []))
+        device="cpu", ensemble=["nbsvm", "best_neural"] + (["docvec@doc2vec_dbow"] if embeddings else []))
+    params["report"].update(attention_docs=2)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -84,6 +85,8 @@ def test_real_stages_on_a_multiclass_corpus(tmp_path, n_classes, form, embedding
         stage(tmp_path, "stages.word2vec", "skipgram")
         stage(tmp_path, "stages.doc2vec", "dm")
         stage(tmp_path, "stages.doc2vec", "dbow")
+    neural = stage(tmp_path, "stages.neural", "bigru_mean").stdout
+    assert "neural@bigru_mean: gru-bi-mean@" in neural
     stage(tmp_path, "stages.classify")
     metrics = json.loads((tmp_path / "reports/metrics/classify.json").read_text())["models"]
     expected = {"tfidf_logreg", "nb_logreg", "nbsvm"}

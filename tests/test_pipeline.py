@@ -17,7 +17,8 @@ SMALL = {"data": {"max_docs": 400}, "tokenise": {"min_count": 2}, "bow": {"min_d
          "fasttext": {"size": 16, "min_count": 2, "epochs": 2, "bucket": 20000},
          "doc2vec": {"size": 16, "min_count": 2, "epochs": 2}, "evaluate": {"analogy_restrict": 5000},
          "reduce": {"dim": 8, "epochs": 3}, "topics": {"n_topics": 4, "max_features": 300, "epochs": 3},
-         "classify": {"models": ["gru-bi-attention@word2vec_skipgram"], "baseline_methods": ["word2vec_skipgram", "fasttext"],
+         "classify": {"models": {"bigru_attention": "gru-bi-attention@word2vec_skipgram"},
+                      "baseline_methods": ["word2vec_skipgram", "fasttext"],
                       "hidden": 8, "epochs": 1, "max_len": 60, "batch_size": 32},
          "tsne": {"words": 150, "docs": 60, "perplexity": 10.0, "n_iter": 100}}
 
@@ -124,7 +125,7 @@ def test_classify_table_and_predict_cli(repo):
         (repo / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]["accuracy"]
     out = run(["nlpdag", "predict", "A moving, wonderful film.", "a dull mess", "--repo", str(repo)], repo)
     lines = out.stdout.splitlines()
-    assert lines[0] == "# model: gru-bi-attention@word2vec_skipgram" and len(lines) == 3
+    assert lines[0] == "# model: bigru_attention (gru-bi-attention@word2vec_skipgram)" and len(lines) == 3
     label, confidence, dist, text = lines[1].split("\t")
     assert label in {"0", "1"} and 0.5 <= float(confidence) <= 1 and text == "A moving, wonderful film."
     bad = run(["nlpdag", "predict", "  ", "--repo", str(repo)], repo, check=False)

@@ -15,7 +15,7 @@ from nlpdag.report import views
 from nlpdag.errors import StageError
 from nlpdag.report.charts import plotly_js
 from nlpdag.config.params import Params
-from nlpdag.report.build import build, confusion_counts, confusion_models, run
+from nlpdag.report.build import build, confusion_counts, confusion_models, pick_attention, pick_examples, run
 from nlpdag.report.tsne import run as run_tsne
 from test_tsne import NEURAL, TINY, write_tsne_inputs
 
@@ -73,12 +73,17 @@ def write_report_inputs(root: Path) -> Params:
                   "weight": [0.5, 0.3, 0.4]}).to_parquet(root / "data" / "topics.parquet")
     write(m / "classify.json", CLASSIFY)
     write(root / "reports" / "classify" / "summary.json", SUMMARY)
+    # classify's candidates: every attending model on the same documents, misclassified ones (by the
+    # first model) first; the report shows report.attention_docs of them.
     write(root / "reports" / "classify" / "attention.json", [
-        {"model": NEURAL, "doc_id": 50, "label": "pos", "predicted": "neg", "tokens": ["a", "dull", "<b>film"],
-         "weights": [0.1, 0.7, 0.2]},
-        {"model": NEURAL, "doc_id": 51, "label": "neg", "predicted": "neg", "tokens": ["awful"], "weights": [1.0]},
-        {"model": TRANSFORMER, "doc_id": 50, "label": "pos", "predicted": "pos", "tokens": ["a", "dull", "<b>film"],
-         "weights": [0.2, 0.3, 0.4]}])
+        {"model": NEURAL, "doc_id": 50, "label": "pos", "predicted": "neg", "wrong": True,
+         "tokens": ["a", "dull", "<b>film"], "weights": [0.1, 0.7, 0.2]},
+        {"model": NEURAL, "doc_id": 51, "label": "neg", "predicted": "neg", "wrong": False, "tokens": ["awful"],
+         "weights": [1.0]},
+        {"model": TRANSFORMER, "doc_id": 50, "label": "pos", "predicted": "pos", "wrong": True,
+         "tokens": ["a", "dull", "<b>film"], "weights": [0.2, 0.3, 0.4]},
+        {"model": TRANSFORMER, "doc_id": 51, "label": "neg", "predicted": "neg", "wrong": False, "tokens": ["awful"],
+         "weights": [0.9]}])
     write(root / "reports" / "classify" / "trees.json", [TREE_EXAMPLE])
     write(root / "reports" / "plots" / "classify" / f"{NEURAL}.csv",
           "epoch,train_loss,val_loss,train_accuracy,val_accuracy\n1,0.69,0.6,0.55,0.61\n2,0.5,0.45,0.77,0.8\n")
@@ -157,7 +162,7 @@ def test_confusion_models_default_to_winners_and_best_baseline():
 
 
 TRANSFORMER = "transformer-2x128@word2vec_cbow"
-TREE_EXAMPLE = {"model": "treelstm-rae@word2vec_cbow", "doc_id": 52, "label": "pos", "predicted": "pos",
+TREE_EXAMPLE = {"model": "treelstm-rae@word2vec_cbow", "doc_id": 52, "label": "pos", "predicted": "pos", "wrong": False,
                 "tokens": ["not", "bad", "<at>", "all"], "children": [[0, 1], [2, 3], [4, 5]],
                 "node_predicted": ["neg", "neg", "pos", "pos", "pos", "pos", "pos"],
                 "node_confidence": [0.9, 0.8, 0.55, 0.6, 0.7, 0.65, 0.95]}
@@ -193,6 +198,43 @@ def test_neighbours_and_attention_sections():
     assert att.count('class="doc"') == 1 and "Transformer encoder" in att  # both models' views of one document
 
 
+def example(model: str, doc_id: int, wrong: bool) -> dict:
+    return {"model": model, "doc_id": doc_id, "wrong": wrong}
+
+
+def test_pick_examples_shows_up_to_half_misclassified_then_right_ones():
+    """classify writes the candidates (misclassified documents first, each kind in a seeded order, every
+    model's view of each); the report shows the first n documents: up to n // 2 misclassified, the rest
+    right ones, for every model in its order."""
+    docs = [(1, True), (2, True), (3, True), (4, False), (5, False), (6, False), (7, False)]
+    pool = [example(m, d, w) for m in ("a", "b") for d, w in docs]
+    ids = lambda shown: [(e["model"], e["doc_id"]) for e in shown]  # noqa: E731
+    assert ids(pick_examples(pool, 4)) == [("a", 1), ("a", 2), ("a", 4), ("a", 5), ("b", 1), ("b", 2), ("b", 4), ("b", 5)]
+    assert ids(pick_examples(pool, 3)) == [(m, d) for m in ("a", "b") for d in (1, 4, 5)]
+    assert ids(pick_examples(pool, 1)) == [("a", 4), ("b", 4)]   # n // 2 = 0 misclassified
+    assert pick_examples(pool, 0) == [] and pick_examples([], 6) == []
+    # Fewer misclassified documents than n // 2: right ones fill up; fewer right ones: what there is.
+    few = [example("a", 1, True), *(example("a", d, False) for d in (2, 3, 4, 5))]
+    assert ids(pick_examples(few, 4)) == [("a", 1), ("a", 2), ("a", 3), ("a", 4)]
+    assert ids(pick_examples(pool[:7], 50)) == [("a", d) for d in (1, 2, 3, 4, 5, 6, 7)]
+    # The candidates' order is kept: the picks do not depend on how many are shown.
+    assert pick_examples(pool, 6)[:2] == pick_examples(pool, 4)[:2]
+    # A model missing a document's view is left out of it, not an error.
+    assert ids(pick_examples([example("a", 1, True), example("b", 2, False)], 2)) == [("a", 1), ("b", 2)]
+
+
+def test_pick_attention_reads_the_report_params():
+    pool = [example(m, d, w) for m in (NEURAL, TRANSFORMER) for d, w in ((1, True), (2, False), (3, False))]
+    params = Params().report
+    assert params.attention_docs == 6 and params.tree_docs == 4
+    assert len(pick_attention(pool, params)) == 6   # 3 documents, both models
+    two = params.model_copy(update={"attention_docs": 2})
+    assert [(e["model"], e["doc_id"]) for e in pick_attention(pool, two)] == [
+        (NEURAL, 1), (NEURAL, 2), (TRANSFORMER, 1), (TRANSFORMER, 2)]
+    alone = two.model_copy(update={"attention_model": TRANSFORMER})
+    assert [(e["model"], e["doc_id"]) for e in pick_attention(pool, alone)] == [(TRANSFORMER, 1), (TRANSFORMER, 2)]
+
+
 def test_page_has_every_section_and_no_external_reference(report_fixture):
     params, root = report_fixture
     page, words, docs, labels = build(params.report, params.evaluate.probe_words, root)
@@ -211,7 +253,13 @@ def test_page_has_every_section_and_no_external_reference(report_fixture):
     assert "predicted neg" in tsne and "Doc 5" in tsne and "frequency rank 1" in tsne  # hover texts
     assert "curve-classify-loss" in section_of(page, "curves")
     assert "&lt;b&gt;film" in section_of(page, "attention")
+    assert section_of(page, "attention").count('class="doc"') == 2   # both candidates (attention_docs: 6)
+    assert "Tree-LSTM" in section_of(page, "trees")
     assert labels == ["neg", "pos"] and set(words["method"]) == {"word2vec_cbow", "glove__ae"}
+    # report.attention_docs: 1 shows one document, a right one (n // 2 = 0 misclassified), for both models.
+    one = params.report.model_copy(update={"attention_docs": 1})
+    attention = section_of(build(one, params.evaluate.probe_words, root)[0], "attention")
+    assert attention.count('class="doc"') == 1 and "awful" in attention and "&lt;b&gt;film" not in attention
 
 
 def test_missing_classifier_outputs_render_as_notes(report_fixture):

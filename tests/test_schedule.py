@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from nlpdag.classify.train import pretrained_groups
 from nlpdag.config.base import validate
 from nlpdag.config.classify import ClassifyParams
 from nlpdag.errors import StageError
+from nlpdag.models.classifier import Recipe, pretrained_groups
 from nlpdag.models.rnn import RNNClassifier, RNNConfig
 from nlpdag.models.sequences import Batches, fit_classifier
 from nlpdag.training.schedule import ParamGroup, lr_factor, param_groups
@@ -105,25 +105,61 @@ def test_a_frozen_embedding_keeps_its_exact_values_then_learns_at_its_scale():
     assert not torch.equal(out1, out2) and not torch.equal(emb2, emb1)
 
 
+def recipe(**params) -> Recipe:
+    """The estimator's recipe from classify params, as the neural@<key> stage makes it."""
+    return Recipe(**ClassifyParams(**params).recipe())
+
+
 def test_classify_maps_its_params_onto_groups():
     bi = RNNConfig(vocab_size=10, n_classes=2, bidirectional=True)
-    p = ClassifyParams(pretrained_lr=0.1, frozen_epochs=1, epochs=3)
+    p = recipe(pretrained_lr=0.1, frozen_epochs=1, epochs=3)
     assert ClassifyParams().frozen_epochs == 1 and ClassifyParams().schedule == "cosine"  # the shipped recipe
-    assert pretrained_groups(True, bi, p) == (ParamGroup("embedding.", 0.1, 1),)
-    assert pretrained_groups(False, bi, p) == ()  # a random embedding learns at the full rate
-    lm = ClassifyParams(pretrained_lr=0.1, pretraining="lm", epochs=3)
-    assert [g.prefix for g in pretrained_groups(False, bi, lm)] == ["embedding.", "rnns.0."]
-    assert pretrained_groups(True, bi, ClassifyParams(frozen_epochs=0)) == ()  # 1.0x, never frozen: one group
+    assert Recipe().frozen_epochs == 1 and Recipe().schedule == "cosine"                   # the estimator's default
+    assert pretrained_groups(p, True, "none", bi) == (ParamGroup("embedding.", 0.1, 1),)
+    assert pretrained_groups(p, False, "none", bi) == ()  # a random embedding learns at the full rate
+    lm = recipe(pretrained_lr=0.1, pretraining="lm", epochs=3)
+    assert [g.prefix for g in pretrained_groups(lm, False, "lm", bi)] == ["embedding.", "rnns.0."]
+    assert [g.prefix for g in pretrained_groups(lm, False, "lm", RNNConfig(vocab_size=10, n_classes=2, bidirectional=False))] == \
+        ["embedding.", "rnns."]
+    assert [g.prefix for g in pretrained_groups(lm, False, "autoencoder", bi)] == ["embedding.", "rnns.", "att_"]
+    assert pretrained_groups(recipe(frozen_epochs=0), True, "none", bi) == ()  # 1.0x, never frozen: one group
 
 
 def test_frozen_epochs_leave_an_epoch_to_learn_and_bad_values_are_one_line():
     bi = RNNConfig(vocab_size=10, n_classes=2)
-    assert pretrained_groups(True, bi, ClassifyParams(epochs=1, frozen_epochs=1)) == (ParamGroup("embedding.", 1.0, 0),)
-    assert pretrained_groups(True, bi, ClassifyParams(epochs=3, frozen_epochs=5))[0].frozen_epochs == 2
+    assert pretrained_groups(recipe(epochs=1, frozen_epochs=1), True, "none", bi) == (ParamGroup("embedding.", 1.0, 0),)
+    assert pretrained_groups(recipe(epochs=3, frozen_epochs=5), True, "none", bi)[0].frozen_epochs == 2
     with pytest.raises(StageError, match="frozen_epochs"):
         validate(ClassifyParams, {"frozen_epochs": -1}, "params.yaml: classify")
     with pytest.raises(StageError, match="schedule"):
         validate(ClassifyParams, {"schedule": "step"}, "params.yaml: classify")
+
+
+def test_the_estimator_hands_its_groups_to_the_trainer(monkeypatch):
+    """NeuralClassifier.fit builds the Trainer's groups from its recipe: the embedding of a method's
+    vectors at pretrained_lr, frozen for frozen_epochs; a Transformer never pre-trains (pretraining
+    applies to the recurrent models only)."""
+    import nlpdag.models.sequences as sequences
+    from nlpdag.models.classifier import NeuralClassifier
+
+    seen = {}
+    real = sequences.fit_classifier
+
+    def spy(model, config, *args, **kwargs):
+        seen[type(model).__name__] = config.groups
+        return real(model, config, *args, **kwargs)
+
+    monkeypatch.setattr(sequences, "fit_classifier", spy)
+    docs = [["good", "film"], ["bad", "film"]] * 8
+    y = np.array([1, 0] * 8)
+    vectors = (["good", "bad", "film"], np.eye(3, 4, dtype=np.float32))
+    settings = dict(vectors=vectors, verbose=False, log=lambda *_: None, epochs=2, hidden=4, batch_size=8,
+                    pretrained_lr=0.25, frozen_epochs=1, device="cpu")
+    NeuralClassifier("lstm-max@word2vec_skipgram", **settings).fit(docs, y, docs[:4], y[:4])
+    NeuralClassifier("transformer-1x4@word2vec_skipgram", transformer_heads=2, pretraining="lm", transformer_ff=8,
+                     **settings).fit(docs, y, docs[:4], y[:4])
+    assert seen == {"RNNClassifier": (ParamGroup("embedding.", 0.25, 1),),
+                    "TransformerClassifier": (ParamGroup("embedding.", 0.25, 1),)}
 
 
 def test_fit_classifier_with_the_recipe_learns_and_resumes_to_the_same_weights(tmp_path):

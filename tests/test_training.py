@@ -99,10 +99,10 @@ def test_dvclive_gets_every_model_into_one_chart_per_curve(tmp_path, monkeypatch
     rows = json.loads((folder / "plots/custom/val_loss.json").read_text())
     assert [(r["model"], r["epoch"]) for r in rows] == [(m, e) for m in ("toy__ae", "toy__dae") for e in (1, 2, 3)]
     assert rows[-1]["val_loss"] == metrics["toy__dae"]["val_loss"]
-    with live("classify"):  # a stage that trains nothing still has the folders dvc.yaml declares
+    with live("neural/bilstm_max"):  # a neural@<key> stage's folder, declared in dvc.yaml before its first epoch
         pass
-    assert (tmp_path / LIVE_DIR / "classify/plots/custom").is_dir()
-    assert (tmp_path / LIVE_DIR / "classify/metrics.json").is_file()
+    assert (tmp_path / LIVE_DIR / "neural/bilstm_max/plots/custom").is_dir()
+    assert (tmp_path / LIVE_DIR / "neural/bilstm_max/metrics.json").is_file()
 
 
 def test_the_dvc_template_colours_curves_by_model():

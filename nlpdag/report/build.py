@@ -212,11 +212,14 @@ def build(params: ReportParams, probes: Sequence[str], root: Path = Path("."),
             "model's additive attention and the Transformer's last layer from its class token, averaged over heads, "
             "for the same documents.")
     sections.append(views.attention_section(shown, [ATTENTION] if attention is None else [],
-                                            note if shown else ("no attention model among the classifiers"
+                                            note if shown else ("report.attention_docs is 0" if attention and
+                                                                params.attention_docs == 0 else
+                                                                "no attention model among the classifiers"
                                                                 if attention is not None else "")))
     trees = inp.json(TREES)
-    trees = None if trees is None else pick_examples(trees, params.tree_docs)
-    sections.append(views.trees_section(trees, labels, inp.take_missing()))
+    shown_trees = None if trees is None else pick_examples(trees, params.tree_docs)
+    sections.append(views.trees_section(shown_trees, labels, inp.take_missing(),
+                                        "report.tree_docs is 0" if trees and params.tree_docs == 0 else None))
     subtitle = "Built by the `report` stage from the pipeline's outputs; nothing is fetched when this page opens."
     return h.page(sections, [charts.plotly_js()], subtitle=subtitle), words, docs, map_labels
 

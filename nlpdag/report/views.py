@@ -73,9 +73,13 @@ def tree_svg(tokens: Sequence[str], children: Sequence[Sequence[int]], predicted
     return "".join(parts) + "</svg>"
 
 
-def trees_section(examples: Sequence[dict] | None, labels: Sequence[str], missing: Sequence[str] = ()) -> str:
+def trees_section(examples: Sequence[dict] | None, labels: Sequence[str], missing: Sequence[str] = (),
+                  empty: str | None = None) -> str:
+    """`empty`: what to say when no example is shown although a tree model ran (default: that none ran)."""
     body = [unavailable(m) for m in missing]
-    if examples is not None and not examples:
+    if examples is not None and not examples and empty:
+        body.append(f'<p class="small">{esc(empty)}</p>')
+    elif examples is not None and not examples:
         body.append('<p class="small">no tree model among the classifiers (e.g. dvc exp run -S '
                     "'+classify.models.treelstm_rae=treelstm-rae@word2vec_skipgram')</p>")
     if examples:
