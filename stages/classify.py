@@ -1,6 +1,7 @@
 """DVC stage `classify`: wiring only; the logic is nlpdag.classify (baselines, neural, outputs)."""
 from __future__ import annotations
 
+from nlpdag.catalog.classify import NEURAL_DIR
 from nlpdag.catalog.ingest import CORPUS
 from nlpdag.classify.baselines import representation_seconds, run_baselines, transductive
 from nlpdag.classify.dataset import load_dataset
@@ -21,6 +22,11 @@ def run(params: StageParams, log=print) -> dict:
     data = load_dataset()
     if data.train.sum() == 0 or data.test.sum() == 0:
         raise StageError(f"{CORPUS}: needs documents in both the train and the test split")
+    stale = sorted({f.name for f in NEURAL_DIR.iterdir() if f.is_dir() and not f.name.startswith(".")} - set(p.models)
+                   ) if NEURAL_DIR.is_dir() else []
+    if stale:  # outputs of a stage no longer in dvc.yaml stay in the workspace, inside this stage's dependency
+        log(f"classify: {NEURAL_DIR}: {', '.join(stale)} not in classify.models (a model taken out): ignored; "
+            f"delete {'them' if len(stale) > 1 else 'it'} so that this stage's dependency matches a fresh checkout's")
     results = run_baselines(data, p, params.seed, log)
     for key, spec in p.models.items():  # each trained by its own stage, neural@<key>
         result = read_neural(key, spec, data)

@@ -1,5 +1,6 @@
 """End to end on a small sample, in a temporary copy of the repository: DVC, then Prefect."""
 import json
+import shutil
 import re
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -184,6 +185,40 @@ def test_experiment_changes_metrics(repo):
     run(["dvc", "exp", "apply", "HEAD"], repo, check=False)
     run(["git", "checkout", "--", "."], repo)
     run(["dvc", "checkout", "--force"], repo)
+
+
+@pytest.mark.slow
+def test_a_model_is_a_stage_and_a_display_setting_retrains_nothing(repo):
+    """Adding a model to classify.models adds one stage neural@<key> and reruns the join; the model already
+    trained stays cached; a display setting of the report reruns the report alone."""
+    saved = (repo / "params.yaml").read_text()
+
+    def stale(**changes) -> set[str]:
+        set_params(repo, changes)
+        try:
+            return parse_status(run(["dvc", "status", "--json"], repo).stdout)
+        finally:
+            (repo / "params.yaml").write_text(saved)
+
+    assert stale(report={"attention_docs": 2, "tree_docs": 1}) == {"report"}
+    more = {**SMALL["classify"]["models"], "lstm_max": "lstm-max@random"}
+    assert stale(classify={"models": more}) == {"neural@lstm_max", "classify"}
+    assert stale(classify={"nbsvm_C": [0.5]}) == {"classify"}          # a baseline's grid: the join alone
+    assert stale(classify={"epochs": 2}) == {"neural@bigru_attention"}  # the recipe: every model stage
+    set_params(repo, {"classify": {"models": more}})
+    try:
+        out = run(["dvc", "repro"], repo).stdout
+        assert "Stage 'neural@bigru_attention' didn't change, skipping" in out
+        assert "Running stage 'neural@lstm_max'" in out and "Running stage 'classify'" in out
+        metrics = json.loads((repo / "reports/metrics/classify.json").read_text())["models"]
+        assert {"lstm-max@random", "gru-bi-attention@word2vec_skipgram"} <= set(metrics)
+    finally:
+        (repo / "params.yaml").write_text(saved)
+        run(["git", "checkout", "--", "dvc.lock", "reports"], repo)
+        run(["dvc", "checkout", "--force"], repo)
+        for folder in ("data/classify/neural/lstm_max", "data/models/classify/lstm_max"):
+            shutil.rmtree(repo / folder, ignore_errors=True)
+    assert parse_status(run(["dvc", "status", "--json"], repo).stdout) == set()
 
 
 @pytest.mark.slow
