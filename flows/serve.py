@@ -29,19 +29,35 @@ from flows.pipeline import metrics_rows
 _RAN = re.compile(r"^Running stage '([^']+)'")
 
 
-def stage_paths(dvc_yaml: dict) -> tuple[list[str], set[str]]:
-    """(every dependency, every output) of the stages, foreach templates expanded for outputs."""
+def stage_paths(dvc_yaml: dict, params: dict | None = None) -> tuple[list[str], set[str]]:
+    """(every dependency, every output) of the stages, foreach templates expanded for outputs: a list's
+    items (`${item}`), a mapping's keys (`${key}`), or a `${group.key}` of `params` (params.yaml) that
+    holds either."""
     outs: set[str] = set()
     deps: list[str] = []
     for stage in (dvc_yaml.get("stages") or {}).values():
         body = stage.get("do", stage)
-        items = stage.get("foreach") or [None]
+        items = foreach_items(stage.get("foreach"), params or {})
         for out in [*body.get("outs", []), *body.get("metrics", []), *body.get("plots", [])]:
             out = (out if isinstance(out, str) else next(iter(out))).rstrip("/")
-            outs.update(out.replace("${item}", str(item)) if item is not None else out for item in items)
+            outs.update(out if key is None else out.replace("${item}", str(item)).replace("${key}", str(key))
+                        for key, item in items)
         # Templated deps (${item}) are foreach stages' own inputs, never the user's data.
         deps += [d.rstrip("/") for d in body.get("deps", []) if "${" not in d and d.rstrip("/") not in deps]
     return deps, outs
+
+
+def foreach_items(foreach, params: dict) -> list[tuple]:
+    """(key, item) pairs of a stage's foreach; [(None, None)] for a plain stage."""
+    if foreach is None:
+        return [(None, None)]
+    if isinstance(foreach, str) and (m := re.fullmatch(r"\$\{\s*([\w.-]+)\s*\}", foreach)):
+        for part in m.group(1).split("."):
+            params = params.get(part) if isinstance(params, dict) else None
+        foreach = params or []
+    if isinstance(foreach, dict):
+        return list(foreach.items())
+    return [(item, item) for item in foreach]
 
 
 def is_output(path: str, outs: set[str]) -> bool:
@@ -54,7 +70,8 @@ def untracked_inputs(root: Path) -> list[str]:
 
     `--temp` copies only what git tracks; measured: a new untracked file under `data/raw` is
     otherwise invisible to the experiment (ingest "didn't change"). These go to `--copy-paths`."""
-    deps, outs = stage_paths(yaml.safe_load((root / "dvc.yaml").read_text()))
+    params = yaml.safe_load((root / "params.yaml").read_text()) if (root / "params.yaml").is_file() else {}
+    deps, outs = stage_paths(yaml.safe_load((root / "dvc.yaml").read_text()), params)
     deps = [d for d in deps if not is_output(d, outs) and (root / d).exists()]
     if not deps:
         return []

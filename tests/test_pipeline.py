@@ -214,7 +214,8 @@ def test_a_model_is_a_stage_and_a_display_setting_retrains_nothing(repo):
         assert {"lstm-max@random", "gru-bi-attention@word2vec_skipgram"} <= set(metrics)
     finally:
         (repo / "params.yaml").write_text(saved)
-        run(["git", "checkout", "--", "dvc.lock", "reports"], repo)
+        run(["git", "reset", "-q", "--hard"], repo)  # dvc.lock and .gitignore files: DVC staged them (autostage)
+        run(["git", "clean", "-fdq", "reports"], repo)  # the new model's uncached curve and confusion files
         run(["dvc", "checkout", "--force"], repo)
         for folder in ("data/classify/neural/lstm_max", "data/models/classify/lstm_max"):
             shutil.rmtree(repo / folder, ignore_errors=True)

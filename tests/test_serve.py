@@ -27,6 +27,19 @@ def test_stage_paths_expand_foreach_outputs():
     assert {"reports/train/word2vec_cbow.json", "reports/train/word2vec_sg.json", "reports/metrics/ingest.json"} <= outs
 
 
+def test_stage_paths_expand_a_foreach_over_a_params_mapping():
+    """neural@<key>: foreach over ${classify.models}, a mapping in params.yaml; its outputs are no user input."""
+    spec = {"stages": {"neural": {"foreach": "${classify.models}", "do": {
+        "deps": ["data/embeddings"], "outs": ["data/classify/neural/${key}"],
+        "metrics": [{"reports/live/neural/${key}/metrics.json": {"cache": False}}]}},
+        "classify": {"deps": ["data/classify/neural"], "outs": ["reports/classify"]}}}
+    params = {"classify": {"models": {"a": "lstm-max@glove", "b": "gru-max@random"}}}
+    deps, outs = stage_paths(spec, params)
+    assert {"data/classify/neural/a", "data/classify/neural/b", "reports/live/neural/b/metrics.json"} <= outs
+    assert not any("${" in o for o in outs)
+    assert deps == ["data/embeddings", "data/classify/neural"]
+
+
 def test_untracked_inputs_are_the_users_new_files_not_outputs(tmp_path):
     (tmp_path / "dvc.yaml").write_text(json.dumps({"stages": {
         "ingest": {"cmd": "x", "deps": ["data/raw"], "outs": ["data/corpus.parquet"]},
