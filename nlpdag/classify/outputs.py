@@ -13,7 +13,7 @@ import pyarrow as pa
 from nlpdag.catalog.classify import (ATTENTION, CLASSIFY_METRICS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, CONFUSION_DIR,
                                      CURVES_DIR, SUMMARY, TREES)
 from nlpdag.classify.dataset import Dataset, Result
-from nlpdag.classify.neural import ATTENTION_MAX_TOKENS, CURVE_COLUMNS, example_pool
+from nlpdag.classify.neural import ATTENTION_MAX_TOKENS, CURVE_COLUMNS, example_pool, list_column
 from nlpdag.evaluation.rows import chosen_on_validation, score_results, summarise
 from nlpdag.io.tables import atomic_path, write_json, write_table
 from nlpdag.names import family, parse_model
@@ -69,11 +69,10 @@ def write_outputs(results: list[Result], data: Dataset, seed: int) -> dict:
             "confidence": r.proba.max(axis=1).astype(np.float32),
             "proba_1": (r.proba[:, 1] if r.proba.shape[1] == 2 else np.full(len(pred), np.nan)).astype(np.float32)}))
         if r.kind == "neural":
-            vec = np.asarray(r.extra["states"], dtype=np.float32)
+            vec = r.extra["states"]
             # list<float>, not fixed-size: models differ in their state size.
-            offsets = pa.array(np.arange(len(vec) + 1, dtype=np.int32) * vec.shape[1])
             states.append(pa.table({"model": pa.array([r.name] * len(vec)), "doc_id": pa.array(test_ids),
-                                    "vector": pa.ListArray.from_arrays(offsets, pa.array(vec.ravel()))}))
+                                    "vector": list_column(vec)}))
     write_table(pd.concat(frames, ignore_index=True), CLASSIFY_PREDICTIONS)
     if states:
         write_table(pa.concat_tables(states), CLASSIFY_STATES)
