@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 # Stage commands in dvc.yaml call `python`: the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test bench install lock check-lock clean-venv
+.PHONY: run sample test bench install lock check-lock clean-venv
 
 $(VENV)/.installed: $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ install: $(VENV)/.installed
 
 run: install
 	$(BIN)/dvc repro
+
+# A first look in minutes: every stage on a stratified sample of SAMPLE documents, as a DVC experiment
+# (`dvc exp show` lists it). params.yaml is left as it was, so `make run` then runs the full corpus.
+SAMPLE ?= 3000
+sample: install
+	cp params.yaml $(VENV)/params.yaml.before
+	$(BIN)/dvc exp run -S data.max_docs=$(SAMPLE); status=$$?; \
+	  mv $(VENV)/params.yaml.before params.yaml; exit $$status
 
 # Two workers, one test file each at a time (module fixtures stay in one process).
 # PYTEST_ARGS adds or overrides (-n 0: one process).

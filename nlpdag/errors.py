@@ -91,7 +91,18 @@ def report(name: str, func: Callable[[], object]) -> object:
         else:
             hint = f" (set {DEBUG_ENV}=1 for the traceback)"
         print(f"error: {name}: {describe(exc)}{hint}", file=sys.stderr)
+    restore_note()
     sys.exit(EXIT_BAD_INPUT)
+
+
+def restore_note() -> None:
+    """Under `dvc repro`, say how to get back the outputs DVC deleted before the failed stage ran
+    (`nlpdag run` restores them itself and sets NLPDAG_RESTORES)."""
+    stage = os.environ.get("DVC_STAGE", "")
+    if stage and stage.rpartition(":")[2] != "check" and not os.environ.get("NLPDAG_RESTORES"):
+        stage = stage.rpartition(":")[2]
+        print(f"note: DVC removed {stage}'s outputs before running it; `dvc checkout --force {stage}` brings the last "
+              f"ones back from its cache, without retraining (`dvc status` still shows {stage} stale)", file=sys.stderr)
 
 
 def cli_main(func: Callable[[], None]) -> Callable[[], None]:

@@ -7,7 +7,8 @@
   recursive `<treelstm|recnn>-<balanced|left|right|rae>` (treelstm-rae@glove);
   Transformer `transformer-<layers>x<d_model>` (transformer-2x128@word2vec_skipgram).
 - A baseline row `tfidf_logreg`, `nb_logreg`, `nbsvm`, `mean@<method>`, `idf_mean@<method>`,
-  `docvec@<doc2vec method>[+<doc2vec method>]`, and the `ensemble(<row>+<row>...)` row.
+  `docvec@<doc2vec method>[+<doc2vec method>]`, and the `ensemble` row (its members
+  are in its scores' `ensemble.members`).
 
 Config validation, training, `nlpdag predict`, the `classify` stage and the report's claims all read
 names through this module; `human` gives the words the report shows for each.
@@ -159,10 +160,6 @@ def family(name: str) -> str | None:
 ENSEMBLE = "ensemble"
 
 
-def ensemble_name(members: list[str]) -> str:
-    return f"{ENSEMBLE}({'+'.join(members)})"
-
-
 def split_members(joined: str) -> list[str]:
     """'nbsvm+lstm-bi-max@glove+docvec@doc2vec_dm+doc2vec_dbow' -> its rows; a '+' right after 'docvec@...'
     joins Doc2Vec modes within one row."""
@@ -175,18 +172,9 @@ def split_members(joined: str) -> list[str]:
     return out
 
 
-def ensemble_members(name: str) -> list[str] | None:
-    """The rows of an `ensemble(...)` row, None for any other name."""
-    if name.startswith(f"{ENSEMBLE}(") and name.endswith(")"):
-        return split_members(name[len(ENSEMBLE) + 1:-1])
-    return None
-
-
 def row_embeddings(name: str) -> list[Embedding]:
-    """The embeddings a row's features come from (a neural model's, `mean@m`'s, `docvec@a+b`'s; an
-    ensemble's members'); none for the n-gram baselines."""
-    if (members := ensemble_members(name)) is not None:
-        return [e for m in members for e in row_embeddings(m)]
+    """The embeddings a row's features come from (a neural model's, `mean@m`'s, `docvec@a+b`'s); none for
+    the n-gram baselines and the ensemble (its members' are theirs: `row_embeddings` of each)."""
     if is_model(name):
         return [parse_model(name).embedding]
     kind, _, on = name.partition("@")
@@ -202,9 +190,18 @@ def human(name: str) -> str:
         pass
     if is_model(name):
         return parse_model(name).human
-    if (members := ensemble_members(name)) is not None:
-        return "ensemble of " + "; ".join(human(m) for m in members)
+    if name == ENSEMBLE:
+        return "ensemble (logistic regression over its members' log-odds)"
     kind, _, on = name.partition("@")
     if kind in BASELINE_NAMES:
         return BASELINE_NAMES[kind] + (f", on {' + '.join(human(m) for m in on.split('+'))}" if on else "")
     return name
+
+
+SOURCE_NAMES = {"imdb": "IMDB", "rotten_tomatoes": "Rotten Tomatoes"}
+
+
+def human_source(name: str) -> str:
+    """A corpus source id as the report prints it: 'rotten_tomatoes' -> 'Rotten Tomatoes'; a user's own
+    source keeps its spelling, underscores read as spaces."""
+    return SOURCE_NAMES.get(name, str(name).replace("_", " "))

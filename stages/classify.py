@@ -10,6 +10,7 @@ from nlpdag.classify.neural import check_specs, read_neural
 from nlpdag.classify.outputs import write_outputs
 from nlpdag.config.base import StageParams, load_params
 from nlpdag.config.classify import ClassifyParams
+from nlpdag.config.tokenise import TokeniseParams
 from nlpdag.errors import StageError, cli_main
 from nlpdag.evaluation.rows import accuracy_on_test, validation_accuracy
 from nlpdag.names import parse_model
@@ -40,18 +41,22 @@ def run(params: StageParams, log=print) -> dict:
     if p.ensemble:  # fitted on the validation slice's labels only
         results.append(ensemble_row(results, data, p.ensemble, p.ensemble_C, params.seed))
         log(f"classify: {results[-1].name}: accuracy {accuracy_on_test(results[-1], data):.4f}")
-    summary = write_outputs(results, data, params.seed)
+    summary = write_outputs(results, data, params.seed, keys={spec: key for key, spec in p.models.items()},
+                            tokenise=params.tokenise.model_dump() if hasattr(params, "tokenise") else None)
     for key, name in summary["winner"].items():
         verdict = (f"winner {name}" if name else f"best {summary['best'][key]}, tied with "
                    f"{', '.join(summary['tied_with'][key])} (McNemar p {summary['p_value'][key]})")
         log(f"classify: {key}: {verdict} (best baseline: {summary['best_baseline'][key]})")
     log(f"classify: chosen on the validation slice: {summary['best_neural']['overall']}")
+    if summary.get("served"):
+        log(f"classify: nlpdag predict serves {summary['served']['row']} "
+            f"(validation accuracy {summary['served']['validation_accuracy']:.4f})")
     return summary
 
 
 @cli_main
 def main() -> None:
-    run(load_params(classify=ClassifyParams))
+    run(load_params(classify=ClassifyParams, tokenise=TokeniseParams))
 
 
 if __name__ == "__main__":

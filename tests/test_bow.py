@@ -41,6 +41,26 @@ def test_baseline_learns_a_separable_toy_task():
     assert model.predict(vec.transform([["great"], ["awful"]])).tolist() == [1, 0]
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_saved_tfidf_logreg_predicts_as_the_fitted_one(tmp_path, k):
+    """Two classes: one liblinear model; three: one-vs-rest. Saved as Parquet + JSON + .npz, read back to the
+    same probabilities on texts with unseen and repeated words."""
+    from nlpdag.models.tfidf import TFIDF_SETTINGS, load_tfidf_logreg, save_tfidf_logreg
+
+    rng = np.random.default_rng(0)
+    words = ["great", "awful", "fine", "film", "plot", "cast", "the"]
+    y = np.arange(60) % k
+    docs = [[words[c]] * 2 + rng.choice(words[3:], 4).tolist() for c in y]
+    vec, model = fit_tfidf_logreg(docs, y, BowParams(min_df=1, C=[4.0]))
+    save_tfidf_logreg(vec, model, 4.0, tmp_path / "tfidf_logreg")
+    classes, predict_proba = load_tfidf_logreg(tmp_path / "tfidf_logreg")
+    new = docs[:10] + [["great", "great", "unseen"], [], ["film", "the", "the"]]
+    assert classes.tolist() == list(range(k))
+    np.testing.assert_allclose(predict_proba(new), model.predict_proba(vec.transform(new)), atol=1e-7)
+    settings = (tmp_path / "tfidf_logreg" / TFIDF_SETTINGS).read_text()
+    assert '"sublinear_tf": true' in settings and ('"one_vs_rest": true' in settings) == (k > 2)
+
+
 def test_metrics_by_source():
     y = np.array([0, 1, 0, 1])
     pred = np.array([0, 1, 1, 1])

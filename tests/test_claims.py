@@ -32,10 +32,41 @@ def test_verdicts_follow_the_intervals():
     assert verdict["GloVe is strong on analogies"] == CONTRADICTED
     assert verdict["Negative sampling and subsampling of frequent words make word2vec better and faster"] == NOT_MEASURED
     assert all(c.how for c in claims if c.verdict == NOT_MEASURED)
-    # overlapping intervals: no verdict either way
-    close = {c.claim: c.verdict for c in check_claims(emb(100, 98, sem=(0.10, 0.105), syn=(0.20, 0.195)), {}, {}, {})}
-    assert close["CBOW trains faster than skip-gram"] == INCONCLUSIVE
-    assert close["Skip-gram is better on semantic analogies, CBOW on syntactic ones"] == INCONCLUSIVE
+    # overlapping intervals: no verdict either way; a timing ratio within 0.8-1.25 is noise, not a verdict
+    close = {c.claim: c for c in check_claims(emb(100, 98, sem=(0.10, 0.105), syn=(0.20, 0.195)), {}, {}, {})}
+    assert close["CBOW trains faster than skip-gram"].verdict == NOT_MEASURED
+    assert "within the 0.8-1.25 ratio" in close["CBOW trains faster than skip-gram"].measurement
+    assert close["Skip-gram is better on semantic analogies, CBOW on syntactic ones"].verdict == INCONCLUSIVE
+
+
+def test_no_verdict_from_noise():
+    """A timing claim needs both runs of at least a second and a ratio outside 0.8-1.25; a null score
+    (evaluate's "too little evidence") leaves its claim not measured, never a verdict."""
+    from nlpdag.report.claims import glove_claim, speed_claim, tally
+
+    for cbow, skip in ((0.0, 0.0), (0.3, 2.0), (2.0, 0.9)):
+        claim = speed_claim(emb(cbow, skip, sem=(0.1, 0.2), syn=(0.2, 0.1)))
+        assert claim.verdict == NOT_MEASURED and "too short to time" in claim.measurement and claim.how
+    assert speed_claim(emb(1.0, 1.3, sem=(0.1, 0.2), syn=(0.2, 0.1))).verdict == SUPPORTED   # 0.77x
+    assert speed_claim(emb(2.6, 2.0, sem=(0.1, 0.2), syn=(0.2, 0.1))).verdict == CONTRADICTED  # 1.3x
+    assert speed_claim(emb(2.4, 2.0, sem=(0.1, 0.2), syn=(0.2, 0.1))).verdict == NOT_MEASURED  # 1.2x
+    assert speed_claim({}).verdict == NOT_MEASURED
+    null = emb(30, 100, sem=(0.10, 0.20), syn=(0.20, 0.10))
+    null["word2vec_cbow"]["analogy_semantic"]["accuracy"] = None
+    null["glove"]["analogy_accuracy"] = None
+    verdict = {c.claim: c for c in check_claims(null, {}, {}, {})}
+    halves = verdict["Skip-gram is better on semantic analogies, CBOW on syntactic ones"]
+    assert halves.verdict == NOT_MEASURED and "too few answerable semantic analogies" in halves.measurement
+    assert glove_claim(null).verdict == NOT_MEASURED and "null" in glove_claim(null).measurement
+    models = {"lstm-bi-attention@glove": {"accuracy": None, "accuracy_ci": None},
+              "lstm-bi-max@glove": {"accuracy": 0.8, "accuracy_ci": [0.79, 0.81]}}
+    assert verdict_of(check_claims({}, {}, {}, {"models": models}), "Attention helps") == NOT_MEASURED
+    counts = tally(check_claims(null, {}, {}, {}))
+    assert set(counts) == {SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED} and sum(counts.values()) == 12
+
+
+def verdict_of(claims, prefix: str) -> str:
+    return next(c.verdict for c in claims if c.claim.startswith(prefix))
 
 
 def test_autoencoder_and_neural_claims():
@@ -68,15 +99,16 @@ def test_the_ensemble_claim_needs_a_significant_win_in_every_scope():
     from nlpdag.names import split_members
     from nlpdag.report.claims import ensemble_claim
 
-    row = "ensemble(nbsvm+lstm-max@glove+docvec@doc2vec_dm+doc2vec_dbow)"
-    assert split_members(row[9:-1]) == ["nbsvm", "lstm-max@glove", "docvec@doc2vec_dm+doc2vec_dbow"]
-    assert human(row) == ("ensemble of NBSVM (naive-Bayes features + SVM); LSTM, max pooling, on GloVe; document "
-                          "vectors + logistic regression, on Doc2Vec PV-DM + Doc2Vec PV-DBOW")
+    row = "ensemble"
+    assert split_members("nbsvm+lstm-max@glove+docvec@doc2vec_dm+doc2vec_dbow") == [
+        "nbsvm", "lstm-max@glove", "docvec@doc2vec_dm+doc2vec_dbow"]
+    assert human(row) == "ensemble (logistic regression over its members' log-odds)"
     models = {row: {"kind": "ensemble", "accuracy": 0.9, "by_source": {"imdb": {"accuracy": 0.93}},
                     "ensemble": {"drop_one": {"nbsvm": 0.012}}}, "nbsvm": {"kind": "baseline", "accuracy": 0.88}}
     won = {"best": {"overall": row, "imdb": row}, "winner": {"overall": row, "imdb": row}}
     claim = ensemble_claim(models, won)
-    assert claim.verdict == SUPPORTED and "nbsvm +1.2 pts" in claim.measurement
+    assert claim.verdict == SUPPORTED and "NBSVM (naive-Bayes features + SVM) +1.2 pts" in claim.measurement
+    assert "IMDB: the ensemble is best" in claim.measurement
     tied = {**won, "winner": {"overall": row, "imdb": None}, "runner_up": {"imdb": "nbsvm"}}
     assert ensemble_claim(models, tied).verdict == INCONCLUSIVE
     lost = {"best": {"overall": "nbsvm", "imdb": row}, "winner": {"overall": "nbsvm", "imdb": None}}
@@ -93,7 +125,8 @@ def test_family_claims_follow_the_paired_tests():
     tree = {"a": "treelstm-rae@glove", "b": "lstm-bi-attention@glove", "short_source": "rotten_tomatoes",
             "scopes": {"overall": test(-0.05, 0.001), "rotten_tomatoes": test(0.04, 0.01)}}
     claim = tree_claim({"versus": {"tree_vs_recurrent": tree}})
-    assert claim.verdict == "supported" and "rotten_tomatoes: 84.0% against 80.0% (+4.0 pts, McNemar p 0.01)" in claim.measurement
+    assert claim.verdict == "supported" and "Rotten Tomatoes: 84.0% against 80.0% (+4.0 pts, McNemar p 0.01)" in claim.measurement
+    assert "on the source with the shortest texts: Rotten Tomatoes)" in claim.claim
     assert "overall" not in claim.measurement  # the short source only
     tree["scopes"]["rotten_tomatoes"] = test(0.04, 0.2)
     assert tree_claim({"versus": {"tree_vs_recurrent": tree}}).verdict == "inconclusive"
@@ -103,7 +136,7 @@ def test_family_claims_follow_the_paired_tests():
     attention = {"a": "transformer-2x128@glove", "b": "lstm-bi-attention@glove",
                  "scopes": {"overall": test(0.01, 0.3), "imdb": test(0.02, 0.04)}}
     claim = self_attention_claim({"versus": {"transformer_vs_recurrent": attention}})
-    assert claim.verdict == "inconclusive" and "overall" in claim.measurement and "imdb" in claim.measurement
+    assert claim.verdict == "inconclusive" and "overall" in claim.measurement and "IMDB" in claim.measurement
     assert self_attention_claim({}).verdict == "not measured"
     assert human("treelstm-rae@glove") == "Tree-LSTM over recursive auto-encoder trees, on GloVe"
     assert human("recnn-left@random") == "recursive NN over left-branching trees, on random initialisation"

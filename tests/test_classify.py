@@ -13,8 +13,8 @@ import yaml
 import stages.classify as classify_stage
 import stages.neural as neural_stage
 from conftest import ROOT, run_classifier_stages
-from nlpdag.catalog.bow import BOW_METRICS, BOW_PREDICTIONS
-from nlpdag.catalog.classify import (ATTENTION, CHECKPOINTS, CLASSIFY_METRICS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES,
+from nlpdag.catalog.bow import BOW_SCORES, BOW_PREDICTIONS
+from nlpdag.catalog.classify import (ATTENTION, CHECKPOINTS, CLASSIFY_SCORES, CLASSIFY_PREDICTIONS, CLASSIFY_STATES,
                                      CONFUSION_DIR, CURVES_DIR, NEURAL_DIR, NEURAL_MODELS, SUMMARY, TREES, model_dir,
                                      neural_dir)
 from nlpdag.catalog.ingest import CORPUS, LABELS
@@ -82,7 +82,7 @@ def make_workspace(root: Path, n_classes: int, models: dict[str, str], baselines
     test = corpus[corpus["split"] == "test"]
     write_table(pd.DataFrame({"doc_id": test["doc_id"], "label_id": test["label_id"],
                               "predicted": test["label_id"], "proba": 0.9}), root / BOW_PREDICTIONS)
-    write_json({"models": {"tfidf_logreg": {"accuracy": 1.0, "train_seconds": 0.1}}}, root / BOW_METRICS)
+    write_json({"models": {"tfidf_logreg": {"accuracy": 1.0, "train_seconds": 0.1}}}, root / BOW_SCORES)
     params = {"seed": 0, "classify": {
         "models": dict(models), "baselines": baselines, "baseline_methods": ["word2vec_skipgram"], "hidden": 8,
         "embed_dim": 6, "epochs": 8, "batch_size": 8, "learning_rate": 0.02, "patience": 8, "max_len": 30,
@@ -106,7 +106,7 @@ def trained(tmp_path_factory):
 
 def test_metrics_cover_every_model_and_baseline(trained):
     root, summary, models = trained
-    metrics = json.loads((root / CLASSIFY_METRICS).read_text())["models"]
+    metrics = json.loads((root / CLASSIFY_SCORES).read_text())["models"]
     expected = {"tfidf_logreg", "nb_logreg", "nbsvm", "mean@word2vec_skipgram", "idf_mean@word2vec_skipgram",
                 "docvec@doc2vec_dm", "docvec@doc2vec_dbow", "docvec@doc2vec_dm+doc2vec_dbow", *models}
     assert set(metrics) == expected
@@ -251,7 +251,7 @@ def test_three_classes(tmp_path, monkeypatch):
     make_workspace(tmp_path, 3, {"bigru_mean": "gru-bi-mean@random"}, ["nb_logreg", "mean"])
     monkeypatch.chdir(tmp_path)
     run_classifier_stages(tmp_path)
-    metrics = json.loads(Path(CLASSIFY_METRICS).read_text())["models"]
+    metrics = json.loads(Path(CLASSIFY_SCORES).read_text())["models"]
     assert set(metrics) == {"nb_logreg", "mean@word2vec_skipgram", "gru-bi-mean@random"}
     assert "roc_auc" not in metrics["nb_logreg"] and metrics["nb_logreg"]["accuracy"] >= 0.9
     pred = read_frame(CLASSIFY_PREDICTIONS)
@@ -328,7 +328,7 @@ def test_no_neural_model_still_writes_every_declared_output(tmp_path, monkeypatc
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["classify"]
     declared = [next(iter(o)) if isinstance(o, dict) else o for key in ("outs", "metrics", "plots")
                 for o in stage.get(key, [])]
-    assert {str(p) for p in (CURVES_DIR, CONFUSION_DIR, CLASSIFY_METRICS)} <= set(declared)
+    assert {str(p) for p in (CURVES_DIR, CONFUSION_DIR, CLASSIFY_SCORES)} <= set(declared)
     for path in declared:
         assert (tmp_path / path).exists(), path
     for folder in (CURVES_DIR, CONFUSION_DIR):

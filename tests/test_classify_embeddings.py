@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import run_classifier_stages
-from nlpdag.catalog.classify import CLASSIFY_METRICS, PROBA, neural_dir
+from nlpdag.catalog.classify import CLASSIFY_SCORES, PROBA, neural_dir
 from nlpdag.catalog.embeddings import docvecs_path
 from nlpdag.catalog.ingest import CORPUS
 from nlpdag.classify.neural import stacked
@@ -41,6 +41,7 @@ def trained(tmp_path_factory):
                                  pa.array(np.zeros(len(table), bool))), path)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["classify"].update(epochs=2, baseline_methods=["doc2vec_dbow", "glove__vae"], transformer_heads=2)
+    params["pretrained"] = {"path": "data/raw/vectors.txt"}  # as a user would (the stage's output is written above)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
@@ -49,7 +50,7 @@ def trained(tmp_path_factory):
 
 
 def test_every_embedding_kind_trains_and_says_whether_it_saw_the_test_texts(trained):
-    metrics = json.loads((trained / CLASSIFY_METRICS).read_text())["models"]
+    metrics = json.loads((trained / CLASSIFY_SCORES).read_text())["models"]
     assert set(MODELS.values()) <= set(metrics)
     for spec in MODELS.values():
         assert metrics[spec]["kind"] == "neural" and 0 <= metrics[spec]["accuracy"] <= 1

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import run_classifier_stages
-from nlpdag.catalog.classify import ATTENTION, CLASSIFY_METRICS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, TREES, neural_dir
+from nlpdag.catalog.classify import ATTENTION, CLASSIFY_SCORES, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, TREES, neural_dir
 from nlpdag.catalog.ingest import CORPUS
 from nlpdag.catalog.tokenise import TOKENS
 from nlpdag.classify.predict import load_classifier, predict_texts
@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
 
 def test_every_family_gets_a_scored_row(trained):
     root, _, logged = trained
-    metrics = json.loads((root / CLASSIFY_METRICS).read_text())["models"]
+    metrics = json.loads((root / CLASSIFY_SCORES).read_text())["models"]
     for name in MODELS:
         m = metrics[name]
         assert m["kind"] == "neural" and m["n"] == 20 and m["tokens_per_second"] > 0
@@ -81,7 +81,7 @@ def test_tree_panel_has_every_node(trained):
     the validation slice, misclassified ones first, each with every node's prediction."""
     root, _, _ = trained
     trees = json.loads((root / TREES).read_text())
-    metrics = json.loads((root / CLASSIFY_METRICS).read_text())["models"]
+    metrics = json.loads((root / CLASSIFY_SCORES).read_text())["models"]
     tree_models = {"treelstm_rae": "treelstm-rae@word2vec_skipgram", "recnn_left": "recnn-left@random"}
     best = max(tree_models.values(), key=lambda m: (metrics[m]["validation_accuracy"], m))
     best_key = next(k for k, m in tree_models.items() if m == best)

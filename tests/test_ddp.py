@@ -16,7 +16,7 @@ import yaml
 
 import stages.classify as classify_stage
 from conftest import run_classifier_stages
-from nlpdag.catalog.classify import (ATTENTION, CHECKPOINTS, CLASSIFY_METRICS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES,
+from nlpdag.catalog.classify import (ATTENTION, CHECKPOINTS, CLASSIFY_SCORES, CLASSIFY_PREDICTIONS, CLASSIFY_STATES,
                                      CURVES_DIR, SUMMARY, model_dir, neural_dir)
 from nlpdag.config.params import load_params as load_all_params
 from nlpdag.training import distributed as dd
@@ -165,7 +165,7 @@ def test_neural_stage_under_torchrun(tmp_path, monkeypatch, one_thread):
     run_classifier_stages(tmp_path / "single")
 
     ddp, single = tmp_path / "ddp", tmp_path / "single"
-    metrics = json.loads((ddp / CLASSIFY_METRICS).read_text())["models"]
+    metrics = json.loads((ddp / CLASSIFY_SCORES).read_text())["models"]
     assert set(metrics) == {"nb_logreg", spec}
     assert metrics[spec]["kind"] == "neural" and metrics[spec]["n"] == 20
     for path in (SUMMARY, ATTENTION, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, model_dir(key) / "model.pt",

@@ -149,10 +149,18 @@ def test_evaluation_on_handmade_sets(tmp_path):
                          ": gram1-plural\nman king woman queen\n")
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("# w1\tw2\tscore\nking\tqueen\t9\nman\tboy\t5\nking\tgirl\t1\nfoo\tbar\t3\n")
-    out = evaluate_vectors(kv, EvaluateParams(analogy_restrict=100), analogies, {"toy": pairs})
+    # The minimums lowered, to check the arithmetic on a handful of items ...
+    out = evaluate_vectors(kv, EvaluateParams(analogy_restrict=100), analogies, {"toy": pairs}, min_pairs=2,
+                           min_questions=1)
     assert out["analogy_accuracy"] == pytest.approx(2 / 3, abs=1e-4) and out["analogy_coverage"] == 0.75
     assert out["analogy_semantic"] == {"accuracy": 0.5, "n": 2} and out["analogy_syntactic"] == {"accuracy": 1.0, "n": 1}
+    assert out["analogy_questions"] == 3 and out["toy_pairs"] == 3
     assert out["toy_oov"] == 0.25 and -1 <= out["toy_spearman"] <= 1 and out["vocab_size"] == 6
+    # ... which by default are too few to mean anything: null, with the evidence recorded.
+    out = evaluate_vectors(kv, EvaluateParams(analogy_restrict=100), analogies, {"toy": pairs})
+    assert out["analogy_accuracy"] is None and out["analogy_semantic"] is None and out["analogy_syntactic"] is None
+    assert out["analogy_questions"] == 3 and out["analogy_coverage"] == 0.75
+    assert out["toy_spearman"] is None and out["toy_pairs"] == 3 and out["toy_oov"] == 0.25
     assert neighbours(kv, ["king", "unknown"], 2) .keys() == {"king"}
 
 
@@ -167,7 +175,40 @@ def test_similarity_with_a_single_known_pair_is_undefined(tmp_path):
     kv = keyed_vectors(["king", "queen"], np.array([[1, 0], [0, 1]], dtype=np.float32))
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("king\tqueen\t9\nfoo\tbar\t3\n")
-    assert similarity_scores(kv, "toy", pairs) == {"toy_spearman": None, "toy_oov": 0.5}
+    assert similarity_scores(kv, "toy", pairs) == {"toy_spearman": None, "toy_pairs": 1, "toy_oov": 0.5}
+    assert similarity_scores(kv, "toy", pairs, min_pairs=1)["toy_spearman"] is None  # scipy needs two
+
+
+def test_similarity_needs_ten_known_pairs_and_an_analogy_accuracy_a_hundred_questions(tmp_path):
+    """A tiny corpus of one's own knows a few test words: a Spearman correlation over them is noise
+    (often exactly ±1), so it is null below MIN_PAIRS; analogies likewise below MIN_ANALOGY_QUESTIONS."""
+    from nlpdag.embeddings.evaluate import (MIN_ANALOGY_QUESTIONS, MIN_PAIRS, analogy_scores, log_line,
+                                            similarity_scores)
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(40)]
+    kv = keyed_vectors(words, rng.normal(size=(40, 5)).astype(np.float32))
+    for known, defined in ((2, False), (MIN_PAIRS - 1, False), (MIN_PAIRS, True)):
+        pairs = tmp_path / f"pairs{known}.tsv"
+        lines = [f"w{2 * i}\tw{2 * i + 1}\t{rng.uniform(0, 10):.2f}" for i in range(known)]
+        pairs.write_text("# word1\tword2\tscore\n" + "\n".join(lines + ["foo\tbar\t3", "w1\tbaz\t2"]) + "\n")
+        out = similarity_scores(kv, "toy", pairs)
+        assert out["toy_pairs"] == known and out["toy_oov"] == round(2 / (known + 2), 4)
+        assert (out["toy_spearman"] is not None) == defined, known
+        if defined:
+            assert -1 < out["toy_spearman"] < 1
+    for n, defined in ((MIN_ANALOGY_QUESTIONS - 1, False), (MIN_ANALOGY_QUESTIONS, True)):
+        questions = tmp_path / f"questions{n}.txt"
+        quads = [" ".join(f"w{j}" for j in rng.choice(40, 4, replace=False)) for _ in range(n)]
+        questions.write_text(": section\n" + "\n".join(quads + ["foo bar baz qux"]) + "\n")
+        out = analogy_scores(kv, questions, restrict=40)
+        assert out["analogy_questions"] == n and (out["analogy_accuracy"] is not None) == defined
+        assert (out["analogy_semantic"] is not None) == defined and out["analogy_coverage"] == round(n / (n + 1), 4)
+    # The stage's log line shows an undefined score as n/a with its evidence, never a crash.
+    line = log_line("glove", {"analogy_accuracy": None, "analogy_questions": 4, "wordsim353_spearman": None,
+                              "wordsim353_pairs": 3, "simlex999_spearman": 0.25, "simlex999_pairs": 40})
+    assert line == "evaluate: glove         analogy n/a (4 questions), WS353 n/a (3 pairs), SimLex 0.250 (40 pairs)"
+    assert "n/a" in log_line("glove", {})
 
 
 def _corrupt_files(tmp_path, n_per_format: int):

@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from conftest import run_classifier_stages
-from nlpdag.catalog.classify import CLASSIFY_METRICS, CONFUSION_DIR, neural_dir
+from nlpdag.catalog.classify import CLASSIFY_SCORES, CONFUSION_DIR, neural_dir
 from nlpdag.classify.dataset import Dataset, Result
 from nlpdag.classify.ensemble import LogOddsStack, check_members, fit_ensemble, log_odds
 from nlpdag.classify.neural import train_model
@@ -60,7 +60,7 @@ def test_drop_one_says_which_member_adds():
     data, members = toy_rows()
     row = fit_ensemble(members, data, [0.1, 1.0])
     info = row.info["ensemble"]
-    assert row.name == "ensemble(good+noise)" and row.kind == "ensemble"
+    assert row.name == "ensemble" and row.kind == "ensemble"
     assert info["members"] == ["good", "noise"]
     assert info["drop_one"]["good"] > 0.1 and abs(info["drop_one"]["noise"]) < 0.03
     assert abs(info["weights"]["good"][0]) > 5 * abs(info["weights"]["noise"][0])
@@ -96,8 +96,8 @@ def test_the_stage_adds_the_ensemble_row(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     summary = run_classifier_stages(tmp_path)
-    metrics = json.loads((tmp_path / CLASSIFY_METRICS).read_text())["models"]
-    name = "ensemble(nbsvm+gru-bi-attention@word2vec_skipgram+docvec@doc2vec_dbow)"
+    metrics = json.loads((tmp_path / CLASSIFY_SCORES).read_text())["models"]
+    name = "ensemble"
     row = metrics[name]
     assert row["kind"] == "ensemble" and row["trained_on"].startswith("validation slice")
     assert set(row["ensemble"]["drop_one"]) == set(row["ensemble"]["members"]) == {

@@ -1,5 +1,6 @@
 """The evaluation protocol (nlpdag/evaluation/protocol.py): order-free splits, bootstrap intervals, the paired
 test behind "winner" / "tied", and choices that never look at the test split."""
+import dataclasses
 import json
 
 import numpy as np
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import run_classifier_stages
-from nlpdag.catalog.classify import ATTENTION, CLASSIFY_METRICS, neural_dir
+from nlpdag.catalog.classify import ATTENTION, CLASSIFY_SCORES, neural_dir
 from nlpdag.catalog.ingest import CORPUS
 from nlpdag.evaluation import protocol as evaluation
 from nlpdag.text import corpus as ing
@@ -94,7 +95,7 @@ def test_no_choice_depends_on_the_test_labels(tmp_path, monkeypatch):
             corpus.to_parquet(root / CORPUS, index=False)
         monkeypatch.chdir(root)
         summary = run_classifier_stages(root)
-        metrics = json.loads((root / CLASSIFY_METRICS).read_text())["models"]
+        metrics = json.loads((root / CLASSIFY_SCORES).read_text())["models"]
         attention = json.loads((root / ATTENTION).read_text())
         choices.append(({n: (m.get("C"), m.get("validation_accuracy"), m.get("epochs")) for n, m in metrics.items()},
                         summary["best_neural"], {a["model"] for a in attention},
@@ -115,10 +116,59 @@ def test_neural_vs_baseline_is_a_paired_test_of_the_best_deep_row():
     base[:30] = 1 - base[:30]          # 70% right
     deep = y.copy()
     deep[:5] = 1 - deep[:5]            # 95% right, and right wherever the baseline is
-    preds = {"nbsvm": base, "ensemble(a+b)": deep, "lstm-max@random": base}
-    kinds = {"nbsvm": "baseline", "ensemble(a+b)": "ensemble", "lstm-max@random": "neural"}
+    preds = {"nbsvm": base, "ensemble": deep, "lstm-max@random": base}
+    kinds = {"nbsvm": "baseline", "ensemble": "ensemble", "lstm-max@random": "neural"}
     v = neural_vs_baseline(y, preds, kinds, "nbsvm")
-    assert v["row"] == "ensemble(a+b)" and v["gain"] == 0.25 and v["significant"] and v["p_value"] < 1e-6
+    assert v["row"] == "ensemble" and v["gain"] == 0.25 and v["significant"] and v["p_value"] < 1e-6
     same = neural_vs_baseline(y, {"nbsvm": base, "lstm-max@random": base}, kinds, "nbsvm")
     assert same["gain"] == 0.0 and same["p_value"] == 1.0 and not same["significant"]
     assert neural_vs_baseline(y, {"nbsvm": base}, kinds, "nbsvm") is None
+
+
+def _chance_split(n_fit: int, n_val: int = 200, n_test: int = 200, seed: int = 0):
+    """A two-class Dataset (60% majority) with `n_fit` fitting documents, a validation slice and a test split."""
+    from nlpdag.evaluation.rows import Dataset
+
+    n = n_fit + n_val + n_test
+    y = (np.random.default_rng(seed).random(n) < 0.4).astype(np.int64)
+    train, validation = np.arange(n) < n_fit + n_val, np.arange(n) < n_val
+    return Dataset(np.arange(n), y, pd.Series([None] * n, dtype=object), [[] for _ in range(n)], train,
+                   ["negative", "positive"], validation)
+
+
+def _row(name: str, kind: str, data, right: float, seed: int, epochs: int | None = None, trained: int = 0):
+    """A row right on a `right` share of documents (the others: the wrong class), validation and test alike."""
+    from nlpdag.evaluation.rows import Result
+
+    rng = np.random.default_rng(seed)
+    pred = np.where(rng.random(len(data.y)) < right, data.y, 1 - data.y)
+    proba = np.eye(2, dtype=np.float32)[pred] * 0.8 + 0.1
+    info = {} if epochs is None else {"epochs": epochs}
+    return Result(name, kind, proba[data.test], 1.0, extra={"history": [{}] * trained},
+                  val_proba=proba[data.validation], info=info)
+
+
+def test_summary_flags_a_neural_row_at_chance_and_names_the_likely_cause():
+    from nlpdag.evaluation.rows import score_results, summarise
+
+    data = _chance_split(n_fit=240)
+    results = [_row("rnn=gru", "neural", data, 0.5, 1, epochs=3, trained=5),
+               _row("transformer=t", "neural", data, 0.95, 2, epochs=3, trained=5),
+               _row("tfidf_logreg", "baseline", data, 0.5, 3)]  # a baseline is never flagged: it is the reference
+    summary = summarise(score_results(results, data), results, data)
+    assert set(summary["at_chance"]) == {"rnn=gru"}
+    reason = summary["at_chance"]["rnn=gru"]
+    assert reason.startswith("at chance on the validation slice (") and "vs majority 0.6" in reason
+    assert reason.endswith("240 training documents are likely too few")
+
+
+def test_at_chance_blames_few_epochs_when_documents_are_plenty():
+    from nlpdag.evaluation.rows import at_chance
+
+    data = _chance_split(n_fit=2000)
+    still_improving = _row("rnn=gru", "neural", data, 0.5, 1, epochs=2, trained=2)
+    stopped_early = _row("rnn=lstm", "neural", data, 0.5, 1, epochs=1, trained=4)
+    found = at_chance([still_improving, stopped_early], data)
+    assert found["rnn=gru"].endswith("2 epochs are likely too few (it was still improving at the last one)")
+    assert "2000 training documents" in found["rnn=lstm"] and "check its settings" in found["rnn=lstm"]
+    assert at_chance([still_improving], dataclasses.replace(data, validation=None)) == {}  # nothing to judge on

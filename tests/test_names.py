@@ -12,7 +12,7 @@ from nlpdag.catalog.reduce import REDUCERS
 from nlpdag.config.classify import ClassifyParams
 from nlpdag.config.params import parse_params
 from nlpdag.errors import StageError
-from nlpdag.names import (MODEL_KEY, SPEC_HELP, ModelSpec, ensemble_members, ensemble_name, family, human, is_model,
+from nlpdag.names import (MODEL_KEY, SPEC_HELP, ModelSpec, family, human, is_model,
                           parse_embedding, parse_model, row_embeddings, split_members)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,21 +159,17 @@ def test_model_errors():
 
 def test_family_of_other_rows():
     assert family("nbsvm") is None and family("mean@glove") is None
-    assert family(ensemble_name(["nbsvm", "lstm-max@glove"])) is None
+    assert family("ensemble") is None
 
 
 # ---- baselines and ensembles -----------------------------------------------------------------------------
 
 def test_ensemble_names():
     members = ["nbsvm", "lstm-bi-max@glove", "docvec@doc2vec_dm+doc2vec_dbow"]
-    name = ensemble_name(members)
-    assert name == "ensemble(nbsvm+lstm-bi-max@glove+docvec@doc2vec_dm+doc2vec_dbow)"
-    assert ensemble_members(name) == members
     assert split_members("nbsvm+lstm-bi-max@glove+docvec@doc2vec_dm+doc2vec_dbow") == members
-    assert ensemble_members("nbsvm") is None
-    assert human(name) == ("ensemble of NBSVM (naive-Bayes features + SVM); bidirectional LSTM, max pooling, on GloVe; "
-                           "document vectors + logistic regression, on Doc2Vec PV-DM + Doc2Vec PV-DBOW")
-    assert [e.name for e in row_embeddings(name)] == ["glove", "doc2vec_dm", "doc2vec_dbow"]
+    # the row is `ensemble` whatever its members (they are in its scores' ensemble.members)
+    assert human("ensemble") == "ensemble (logistic regression over its members' log-odds)"
+    assert row_embeddings("ensemble") == []
 
 
 def test_baseline_names():

@@ -51,7 +51,7 @@ def pipeline(root, frame: pd.DataFrame) -> dict:
     return {"split": corpus.set_index("text")[["split", "validation"]].sort_index(),
             "docvecs": {t: np.asarray(v) for t, v in zip(docvecs["text"], docvecs["vector"])},
             "words": {t: np.asarray(v) for t, v in zip(words["token"], words["vector"])},
-            "metrics": json.loads((root / "reports/metrics/classify.json").read_text())["models"]}
+            "metrics": json.loads((root / "reports/scores/classify.json").read_text())["models"]}
 
 
 @pytest.mark.slow

@@ -84,7 +84,10 @@ def test_each_stage_reads_only_its_own_params_schema():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         stage = stage.get("do", stage)
-        groups = {p.split(".")[0] for p in stage["params"]} - {"seed", "chunk_docs"}
+        groups = {p.split(".")[0] for p in stage["params"] if isinstance(p, str)} - {"seed", "chunk_docs"}
+        if {"params.yaml": None} in stage["params"]:  # `check`: the whole file, so every group's schema
+            groups = {k for k, v in yaml.safe_load((ROOT / "params.yaml").read_text()).items() if isinstance(v, dict)}
+            groups.add("params")  # the cross-group rules
         schemas = {d.removeprefix("nlpdag/config/").removesuffix(".py") for d in stage["deps"]
                    if d.startswith("nlpdag/config/")} - {"base"}
         assert schemas == groups, name
@@ -101,7 +104,7 @@ def test_repro_writes_every_output_and_second_repro_does_nothing(repo):
     assert co["i"].max() < len(vocab) and (co["x"] > 0).all()
     counts = pd.read_parquet(repo / "data/bow/counts.parquet")
     assert set(counts.columns) == {"doc_id", "token_id", "value"}
-    embeddings = json.loads((repo / "reports/metrics/embeddings.json").read_text())
+    embeddings = json.loads((repo / "reports/scores/embeddings.json").read_text())
     assert list(embeddings) == ["word2vec_cbow", "word2vec_skipgram", "glove", "fasttext", "doc2vec_dm", "doc2vec_dbow"]
     for method, scores in embeddings.items():
         assert {"analogy_accuracy", "analogy_coverage", "wordsim353_spearman", "simlex999_spearman",
@@ -110,7 +113,7 @@ def test_repro_writes_every_output_and_second_repro_does_nothing(repo):
         assert header == [str(scores["vocab_size"]), "16"]
     docvecs = pd.read_parquet(repo / "data/docvecs/doc2vec_dbow.parquet")
     assert len(docvecs) == 400 and docvecs["inferred"].sum() == 0  # doc2vec.train_on_all: every text trained
-    bow = json.loads((repo / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]
+    bow = json.loads((repo / "reports/scores/bow.json").read_text())["models"]["tfidf_logreg"]
     assert 0.5 < bow["accuracy"] <= 1 and set(bow["by_source"]) == {"imdb", "rotten_tomatoes"}
     out = run(["dvc", "repro"], repo)
     assert "Data and pipelines are up to date." in out.stdout
@@ -119,18 +122,30 @@ def test_repro_writes_every_output_and_second_repro_does_nothing(repo):
 
 @pytest.mark.slow
 def test_classify_table_and_predict_cli(repo):
-    metrics = json.loads((repo / "reports/metrics/classify.json").read_text())["models"]
+    metrics = json.loads((repo / "reports/scores/classify.json").read_text())["models"]
     assert {"tfidf_logreg", "nb_logreg", "nbsvm", "mean@word2vec_skipgram", "idf_mean@fasttext", "docvec@doc2vec_dm",
             "docvec@doc2vec_dm+doc2vec_dbow", "gru-bi-attention@word2vec_skipgram"} <= set(metrics)
     assert metrics["tfidf_logreg"]["accuracy"] == json.loads(
-        (repo / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]["accuracy"]
-    out = run(["nlpdag", "predict", "A moving, wonderful film.", "a dull mess", "--repo", str(repo)], repo)
-    lines = out.stdout.splitlines()
-    assert lines[0] == "# model: bigru_attention (gru-bi-attention@word2vec_skipgram)" and len(lines) == 3
-    label, confidence, dist, text = lines[1].split("\t")
-    assert label in {"0", "1"} and 0.5 <= float(confidence) <= 1 and text == "A moving, wonderful film."
+        (repo / "reports/scores/bow.json").read_text())["models"]["tfidf_logreg"]["accuracy"]
+    served = json.loads((repo / "reports/classify/summary.json").read_text())["served"]
+    assert served["chosen_on"] == "validation accuracy" and served["row"] in metrics
+    header = "label\tconfidence\tp_negative\tp_positive\ttext"
+    # the default (the served row), baselines by name: Doc2Vec inferring the text's vector, bow's saved model
+    for extra in ([], ["--model", "nbsvm"], ["--model", "docvec@doc2vec_dm+doc2vec_dbow"], ["--model", "tfidf_logreg"]):
+        out = run(["nlpdag", "predict", "A moving, wonderful film.", "a dull mess", "--repo", str(repo), *extra], repo)
+        lines = out.stdout.splitlines()
+        row = extra[1] if extra else served["row"]
+        assert re.fullmatch(rf"# model: {re.escape(row)} \(validation accuracy [01]\.\d\d\)", lines[0]), lines[0]
+        assert lines[1] == header and len(lines) == 4
+        label, confidence, p_neg, p_pos, text = lines[2].split("\t")
+        assert label in {"negative", "positive"} and 0.5 <= float(confidence) <= 1 and text == "A moving, wonderful film."
+        assert abs(float(p_neg) + float(p_pos) - 1) < 0.002
+        assert ("near chance" in out.stderr) == (not extra and served["near_chance"])
     bad = run(["nlpdag", "predict", "  ", "--repo", str(repo)], repo, check=False)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: text 1: empty text, nothing to classify"
+    unknown = run(["nlpdag", "predict", "fine", "--model", "nope", "--repo", str(repo)], repo, check=False)
+    assert unknown.returncode == 2 and "no such classifier" in unknown.stderr and "nbsvm" in unknown.stderr
+
 
 @pytest.mark.slow
 def test_bad_param_stops_the_stage_with_one_line(repo, tmp_path):
@@ -161,12 +176,12 @@ def test_user_corpus_in_raw_folder_is_a_dependency(repo, tmp_path):
                       "tokenise": {"min_count": 1}, "pretrained": {"path": "data/raw/vectors.txt"},
                       "reduce": {"dim": 2, "epochs": 2}})
     run(["dvc", "repro"], user)
-    embeddings = json.loads((user / "reports/metrics/embeddings.json").read_text())
+    embeddings = json.loads((user / "reports/scores/embeddings.json").read_text())
     assert embeddings["pretrained"]["vocab_size"] == 20
-    reduced = json.loads((user / "reports/metrics/reduce.json").read_text())
+    reduced = json.loads((user / "reports/scores/reduce.json").read_text())
     assert set(reduced["pretrained"]) == {"none", "pca", "ae", "dae", "stacked_ae", "vae"}
     assert json.loads((user / "data/labels.json").read_text()) == ["neg", "pos"]
-    metrics = json.loads((user / "reports/metrics/bow.json").read_text())["models"]["tfidf_logreg"]
+    metrics = json.loads((user / "reports/scores/bow.json").read_text())["models"]["tfidf_logreg"]
     assert metrics["accuracy"] == 1.0 and "by_source" not in metrics
     with open(user / "data/raw/mine.tsv", "a") as f:
         f.write("another superb one\tpos\n")
@@ -179,7 +194,7 @@ def test_experiment_changes_metrics(repo):
     run(["dvc", "exp", "run", "-S", "data.max_docs=200"], repo)
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
     assert diff["reports/metrics/ingest.json"]["docs"] == {"old": 400, "new": 200, "diff": -200}
-    assert "models.tfidf_logreg.accuracy" in diff["reports/metrics/bow.json"]
+    assert "tfidf_logreg.accuracy" in diff["reports/metrics/classify.json"]
     shown = run(["dvc", "exp", "show", "--json"], repo).stdout
     assert "max_docs" in shown
     run(["dvc", "exp", "apply", "HEAD"], repo, check=False)
@@ -200,18 +215,19 @@ def test_a_model_is_a_stage_and_a_display_setting_retrains_nothing(repo):
         finally:
             (repo / "params.yaml").write_text(saved)
 
-    assert stale(report={"attention_docs": 2, "tree_docs": 1}) == {"report"}
+    # `check` validates any change of params.yaml first (a second; its stamp never changes, so nothing follows it)
+    assert stale(report={"attention_docs": 2, "tree_docs": 1}) == {"check", "report"}
     more = {**SMALL["classify"]["models"], "lstm_max": "lstm-max@random"}
-    assert stale(classify={"models": more}) == {"neural@lstm_max", "classify"}
-    assert stale(classify={"nbsvm_C": [0.5]}) == {"classify"}          # a baseline's grid: the join alone
-    assert stale(classify={"epochs": 2}) == {"neural@bigru_attention"}  # the recipe: every model stage
+    assert stale(classify={"models": more}) == {"check", "neural@lstm_max", "classify"}
+    assert stale(classify={"nbsvm_C": [0.5]}) == {"check", "classify"}          # a baseline's grid: the join alone
+    assert stale(classify={"epochs": 2}) == {"check", "neural@bigru_attention"}  # the recipe: every model stage
     set_params(repo, {"classify": {"models": more}})
     try:
         out = run(["dvc", "repro"], repo).stdout
         assert "Stage 'neural@bigru_attention' didn't change, skipping" in out
         assert "Running stage 'neural@lstm_max'" in out and "Running stage 'classify'" in out
-        metrics = json.loads((repo / "reports/metrics/classify.json").read_text())["models"]
-        assert {"lstm-max@random", "gru-bi-attention@word2vec_skipgram"} <= set(metrics)
+        metrics = json.loads((repo / "reports/metrics/classify.json").read_text())  # the headline: keys, not specs
+        assert {"lstm_max", "bigru_attention"} <= set(metrics)
     finally:
         (repo / "params.yaml").write_text(saved)
         run(["git", "reset", "-q", "--hard"], repo)  # dvc.lock and .gitignore files: DVC staged them (autostage)
@@ -227,16 +243,16 @@ def test_nlpdag_run_through_prefect(repo, tmp_path):
     env = {**run_env(), "PREFECT_HOME": str(tmp_path / "prefect")}
     set_params(repo, {"cooccur": {"window": 3}})
     proc = run(["nlpdag", "run"], repo / "data", env=env)  # from a sub-folder: the root is found
-    assert "ran cooccur" in proc.stdout, proc.stdout + proc.stderr
+    assert "ran check, cooccur" in proc.stdout, proc.stdout + proc.stderr  # check: params validated first
     assert "Task run 'bow'" in proc.stderr
     proc = run(["nlpdag", "run", "--repo", str(repo)], tmp_path, env=env)
     assert "ran none" in proc.stdout
-    assert json.loads((repo / "reports/metrics/cooccur.json").read_text())["nonzeros"] > 0
+    assert json.loads((repo / "reports/scores/cooccur.json").read_text())["nonzeros"] > 0
     set_params(repo, {"cooccur": {"window": 0}})
     proc = run(["nlpdag", "run", "--retries", "0"], repo, env=env, check=False)
-    assert proc.returncode == 1
-    assert ("error: params.yaml: cooccur.window: Input should be greater than or equal to 1 (got 0)"
-            in proc.stderr.splitlines())
+    assert proc.returncode == 2  # a user error, found before any stage runs
+    assert proc.stderr.splitlines() == [f"error: {repo / 'params.yaml'}: cooccur.window: Input should be greater "
+                                        "than or equal to 1 (got 0)"]
     set_params(repo, {"cooccur": {"window": 10}})
 
 

@@ -185,16 +185,22 @@ def test_a_fitted_reducer_reduces_words_it_never_saw(kind):
 
 
 def test_reduce_method_outputs(tmp_path):
-    # Words of a few pairs of each similarity set, so that every score is defined.
-    tokens = [f"w{i}" for i in range(300)] + ("tiger cat computer keyboard king queen man woman money cash love sex "
-                                             "old new happy sad smart intelligent").split()
+    # The words of WordSim353's first 14 pairs (enough for a correlation), of a few SimLex-999 pairs (too
+    # few: null) and of no analogy question: each score defined only where its evidence suffices.
+    tokens = [f"w{i}" for i in range(300)] + ("love sex tiger cat book paper computer keyboard internet plane car "
+                                             "train telephone communication television radio media drug abuse "
+                                             "bread butter cucumber potato old new smart intelligent").split()
     matrix = low_rank(n=len(tokens)) * 3 + 1
     metrics, rows = reduce_method("toy", tokens, matrix, TINY.model_copy(update={"reducers": ["pca", "ae", "stacked_ae"]}),
                                   EvaluateParams(), seed=0, folder=tmp_path)
     assert list(metrics) == ["none", "pca", "ae", "stacked_ae"]
     assert metrics["none"]["reconstruction_mse"] == 0.0
     assert set(metrics["ae"]) == {"analogy_accuracy", "wordsim353_spearman", "simlex999_spearman",
-                                  "reconstruction_mse"}
+                                  "reconstruction_mse", "analogy_questions", "wordsim353_pairs", "simlex999_pairs"}
+    for reducer, m in metrics.items():  # the same words behind every reducer: the same evidence, the same nulls
+        assert (m["analogy_questions"], m["wordsim353_pairs"]) == (0, 14) and 2 <= m["simlex999_pairs"] < 10, reducer
+        assert m["analogy_accuracy"] is None and m["simlex999_spearman"] is None
+        assert -1 < m["wordsim353_spearman"] < 1
     assert 0 < metrics["pca"]["reconstruction_mse"] < 0.01  # rank 3 data, 3 components
     got_tokens, got = read_vectors(tmp_path / "toy__ae.parquet")
     assert got_tokens == tokens and got.shape == (len(tokens), 3)
@@ -263,9 +269,10 @@ def test_vectorised_analogies_equal_gensim(tmp_path, seed):
     path = tmp_path / "questions.txt"
     path.write_text("\n".join(lines) + "\n")
     for restrict in (50, 1000):
-        got = analogy_scores(kv, path, restrict)
+        got = analogy_scores(kv, path, restrict, min_questions=1)  # any number of questions: gensim's protocol
         want = gensim_analogy_scores(kv, path, restrict)
         halves = {k: got.pop(k) for k in ("analogy_semantic", "analogy_syntactic")}
+        assert got.pop("analogy_questions") == halves["analogy_semantic"]["n"]
         assert got == want, restrict
         assert halves["analogy_syntactic"] is None and halves["analogy_semantic"]["accuracy"] == got["analogy_accuracy"]
         assert 0 < got["analogy_accuracy"] < 1 and 0 < got["analogy_coverage"] < 1

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from nlpdag.report import page as h
+from nlpdag.report import summary as summary_html
 from nlpdag.report import views
+from nlpdag.report.claims import NOT_MEASURED, SUPPORTED, Claim
 from nlpdag.errors import StageError
 from nlpdag.report.charts import plotly_js
 from nlpdag.config.params import Params
@@ -39,7 +41,7 @@ SUMMARY = {"winner": {"overall": NEURAL, "imdb": None, "rotten_tomatoes": BASELI
            "runner_up": {"overall": BASELINE, "imdb": BASELINE, "rotten_tomatoes": NEURAL},
            "best_baseline": {"overall": BASELINE, "imdb": BASELINE, "rotten_tomatoes": BASELINE},
            "best_neural": {"overall": NEURAL, "chosen_on": "validation accuracy"},
-           "labels": ["neg", "pos"], "sources": SOURCES}
+           "labels": ["negative", "positive"], "sources": SOURCES}
 
 
 def write(path: Path, obj) -> None:
@@ -51,9 +53,9 @@ def write_report_inputs(root: Path) -> Params:
     """Every input of the report (the t-SNE maps made by the tsne stage on tiny data); the params to use."""
     write_tsne_inputs(root)
     run_tsne(TINY, seed=0, root=root, out=root / "data" / "tsne", log=lambda _: None)
-    m = root / "reports" / "metrics"
+    m = root / "reports" / "scores"  # everything the report reads (*_SCORES)
     write(m / "ingest.json", {"docs_read": 61, "dropped_duplicates": 1, "docs": 60, "train_docs": 12, "test_docs": 48,
-                              "labels": {"neg": 30, "pos": 30}, "sources": {"imdb": 30, "rotten_tomatoes": 30}})
+                              "labels": {"negative": 30, "positive": 30}, "sources": {"imdb": 30, "rotten_tomatoes": 30}})
     write(m / "tokenise.json", {"tokens": 2700, "train_tokens": 540, "vocab_size": 40, "test_token_coverage": 0.9876})
     write(m / "cooccur.json", {"nonzeros": 777, "vocab_size": 40})
     write(m / "embeddings.json", {"word2vec_cbow": {"analogy_accuracy": 0.1267, "wordsim353_spearman": 0.2702,
@@ -76,19 +78,19 @@ def write_report_inputs(root: Path) -> Params:
     # classify's candidates: every attending model on the same documents, misclassified ones (by the
     # first model) first; the report shows report.attention_docs of them.
     write(root / "reports" / "classify" / "attention.json", [
-        {"model": NEURAL, "doc_id": 50, "label": "pos", "predicted": "neg", "wrong": True,
+        {"model": NEURAL, "doc_id": 50, "label": "positive", "predicted": "negative", "wrong": True,
          "tokens": ["a", "dull", "<b>film"], "weights": [0.1, 0.7, 0.2]},
-        {"model": NEURAL, "doc_id": 51, "label": "neg", "predicted": "neg", "wrong": False, "tokens": ["awful"],
+        {"model": NEURAL, "doc_id": 51, "label": "negative", "predicted": "negative", "wrong": False, "tokens": ["awful"],
          "weights": [1.0]},
-        {"model": TRANSFORMER, "doc_id": 50, "label": "pos", "predicted": "pos", "wrong": True,
+        {"model": TRANSFORMER, "doc_id": 50, "label": "positive", "predicted": "positive", "wrong": True,
          "tokens": ["a", "dull", "<b>film"], "weights": [0.2, 0.3, 0.4]},
-        {"model": TRANSFORMER, "doc_id": 51, "label": "neg", "predicted": "neg", "wrong": False, "tokens": ["awful"],
+        {"model": TRANSFORMER, "doc_id": 51, "label": "negative", "predicted": "negative", "wrong": False, "tokens": ["awful"],
          "weights": [0.9]}])
     write(root / "reports" / "classify" / "trees.json", [TREE_EXAMPLE])
     write(root / "reports" / "plots" / "classify" / f"{NEURAL}.csv",
           "epoch,train_loss,val_loss,train_accuracy,val_accuracy\n1,0.69,0.6,0.55,0.61\n2,0.5,0.45,0.77,0.8\n")
     for name in CLASSIFY["models"]:
-        rows = "actual,predicted\n" + "neg,neg\n" * 20 + "neg,pos\n" * 4 + "pos,pos\n" * 21 + "pos,neg\n" * 3
+        rows = "actual,predicted\n" + "negative,negative\n" * 20 + "negative,positive\n" * 4 + "positive,positive\n" * 21 + "positive,negative\n" * 3
         write(root / "reports" / "plots" / "confusion" / f"{name}.csv", rows)
     write(root / "reports" / "plots" / "reduce_loss.csv",
           "model,epoch,train_loss,val_loss\nglove__ae,1,0.9,0.8\nglove__ae,2,0.7,0.65\n")
@@ -126,33 +128,74 @@ def test_table_formats_values_and_marks_the_best():
     assert "&lt;x&gt;" in h.table(["<x>"], [])
 
 
+def test_table_never_bolds_n_a():
+    out = h.table(["m", "rho"], [("a", None), ("b", float("nan")), ("c", 0.2), ("d", True)], best={1: "max"})
+    assert out.count('class="num best"') == 1 and '<td class="num best">0.2</td>' in out
+    assert "best" not in h.table(["m", "rho"], [("a", None), ("b", None)], best={1: "max"})
+
+
 def test_verdicts_name_a_winner_only_where_the_paired_test_says_so():
-    lines = h.verdicts(CLASSIFY["models"], SUMMARY)
-    assert len(lines) == 4
-    assert lines[0] == (f"Overall, the winner is <b>{NEURAL}</b> (accuracy 0.8456): McNemar's test against the "
-                        f"runner-up {BASELINE} gives p = 0.0123; the best baseline is {BASELINE} (0.8123).")
-    assert lines[1] == (f"On imdb, no winner: the most accurate row, <b>{NEURAL}</b> (0.9012), is <b>tied with</b> "
-                        f"{BASELINE} (McNemar p = 0.31 against the runner-up; 5% needed); the best baseline is "
-                        f"{BASELINE} (0.85).")
-    assert lines[2].startswith(f"On rotten_tomatoes, the winner is <b>{BASELINE}</b>") and "best baseline" not in lines[2]
-    assert lines[3].startswith("Chosen on the validation slice") and NEURAL in lines[3]
+    lines = summary_html.verdicts(CLASSIFY["models"], SUMMARY)
+    assert len(lines) == 3
+    neural, base = "bidirectional LSTM, attention pooling, on word2vec CBOW", "TF-IDF + logistic regression"
+    assert lines[0] == (f"<b>Overall</b>: <b>{neural}</b> wins (84.6%); the runner-up, {base} (81.2%), is behind by "
+                        "more than chance gives on 48 test documents (McNemar p = 0.012, below 0.05).")
+    assert lines[1] == (f"<b>IMDB</b>: <b>tied</b>. The most accurate, <b>{neural}</b> (90.1%), and the runner-up, "
+                        f"{base} (85.0%), differ by 5.1 pts: within what chance gives on 24 test documents "
+                        "(McNemar p = 0.31, above 0.05).")
+    assert lines[2].startswith(f"<b>Rotten Tomatoes</b>: <b>{base}</b> wins")
+
+
+def test_summary_leads_with_verdict_tally_unmeasured_and_served_model():
+    claims = [Claim("A", "x", SUPPORTED), Claim("B", "y", SUPPORTED),
+              Claim("C", "under 1 s a run is too short to time", NOT_MEASURED, "dvc repro c")]
+    summary = {**SUMMARY, "at_chance": {"docvec@doc2vec_dm": "validation accuracy 0.51 on 2 labels"},
+               "served": {"row": NEURAL, "validation_accuracy": 0.83, "near_chance": False}}
+    out = summary_html.summary_section(CLASSIFY["models"], summary, claims)
+    assert out.startswith('<section id="summary">')
+    assert "Telling negative from positive" in out and "<b>tied</b>" in out and "p = 0.31" in out
+    assert "within what chance gives on 24 test documents" in out
+    assert re.search(r"2 supported</b>, .*0 contradicted</b>, .*0 inconclusive</b>, .*1 not measured</b>", out)
+    assert "The course's 3 claims" in out
+    assert "C: <span class=\"small\">under 1 s a run is too short to time" in out  # what was not measured, and why
+    assert "Doc2Vec PV-DM is at chance" in out and "validation accuracy 0.51" in out
+    assert "<code>nlpdag predict</code> serves <b>bidirectional LSTM" in out and "(83.0% there)" in out
+    assert "near chance" not in out
+    warned = summary_html.summary_section(CLASSIFY["models"], {**summary, "served": {
+        "row": NEURAL, "validation_accuracy": 0.52, "near_chance": True}}, claims)
+    assert "It is near chance" in warned
+    # without a summary the tally still shows; the served model falls back to best_neural
+    assert 'id="claims-tally"' in summary_html.summary_section(None, None, claims, ["reports/classify/summary.json"])
+    assert "serves <b>bidirectional LSTM" in summary_html.served_line(SUMMARY)
+
+
+def test_source_names_read_as_words():
+    from nlpdag.names import human_source
+
+    assert human_source("imdb") == "IMDB" and human_source("rotten_tomatoes") == "Rotten Tomatoes"
+    assert human_source("my_reviews") == "my reviews" and human_source("Yelp") == "Yelp"
 
 
 def test_classifier_table_holds_every_model_and_per_source_accuracy():
     out = h.classifiers_section(CLASSIFY, SUMMARY)
-    for value in ("0.8456", "0.8123", "0.9012", "0.7711", "12,345", NEURAL, "docvec@doc2vec_dm"):
+    for value in ("0.8456", "0.8123", "0.9012", "0.7711", "12,345", NEURAL, "docvec@doc2vec_dm",
+                  "accuracy on IMDB", "accuracy on Rotten Tomatoes", "bidirectional LSTM, attention pooling"):
         assert value in out
+    assert "rotten_tomatoes" not in out
+    # the scores table holds no cost column: those sit in the second table, so each fits 1,400 pixels
+    scores, cost = re.findall(r"<table>.*?</table>", out)[:2]
+    assert "tokens/s" not in scores and "tokens/s" in cost and scores.count("<th>") == 9
     assert out.index(NEURAL) < out.index("docvec@doc2vec_dm")  # sorted by accuracy
     assert "not available: reports/metrics/classify.json" in h.classifiers_section(
         None, None, ["reports/metrics/classify.json"])
 
 
 def test_confusion_counts_and_table():
-    frame = pd.DataFrame({"actual": ["neg", "neg", "pos"], "predicted": ["neg", "pos", "pos"]})
-    labels, counts = confusion_counts(frame, ["neg", "pos"])
-    assert labels == ["neg", "pos"] and counts == {("neg", "neg"): 1, ("neg", "pos"): 1, ("pos", "pos"): 1}
+    frame = pd.DataFrame({"actual": ["negative", "negative", "positive"], "predicted": ["negative", "positive", "positive"]})
+    labels, counts = confusion_counts(frame, ["negative", "positive"])
+    assert labels == ["negative", "positive"] and counts == {("negative", "negative"): 1, ("negative", "positive"): 1, ("positive", "positive"): 1}
     out = h.confusion_table("m", labels, counts)
-    assert "actual neg" in out and "pred. pos" in out and "(50.0%)" in out and "(100.0%)" in out
+    assert "actual negative" in out and "pred. positive" in out and "(50.0%)" in out and "(100.0%)" in out
 
 
 def test_confusion_models_default_to_winners_and_best_baseline():
@@ -162,15 +205,15 @@ def test_confusion_models_default_to_winners_and_best_baseline():
 
 
 TRANSFORMER = "transformer-2x128@word2vec_cbow"
-TREE_EXAMPLE = {"model": "treelstm-rae@word2vec_cbow", "doc_id": 52, "label": "pos", "predicted": "pos", "wrong": False,
+TREE_EXAMPLE = {"model": "treelstm-rae@word2vec_cbow", "doc_id": 52, "label": "positive", "predicted": "positive", "wrong": False,
                 "tokens": ["not", "bad", "<at>", "all"], "children": [[0, 1], [2, 3], [4, 5]],
-                "node_predicted": ["neg", "neg", "pos", "pos", "pos", "pos", "pos"],
+                "node_predicted": ["negative", "negative", "positive", "positive", "positive", "positive", "positive"],
                 "node_confidence": [0.9, 0.8, 0.55, 0.6, 0.7, 0.65, 0.95]}
 
 
 def test_tree_panel_svg():
     svg = views.tree_svg(TREE_EXAMPLE["tokens"], TREE_EXAMPLE["children"], TREE_EXAMPLE["node_predicted"],
-                         TREE_EXAMPLE["node_confidence"], ["neg", "pos"])
+                         TREE_EXAMPLE["node_confidence"], ["negative", "positive"])
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert svg.count("<circle") == 7 and svg.count("<line") == 6 and svg.count("<text") == 4
     assert "&lt;at&gt;" in svg and "<at>" not in svg
@@ -180,9 +223,9 @@ def test_tree_panel_svg():
     assert xs[4] == (xs[0] + xs[1]) / 2 and xs[6] == (xs[4] + xs[5]) / 2  # a parent above its children's middle
     assert [c[2] for c in circles[:2]] == [views.PALETTE[0]] * 2 and circles[2][2] == views.PALETTE[1]
     assert circles[6][3] == "0.95"
-    section = views.trees_section([TREE_EXAMPLE], ["neg", "pos"])
+    section = views.trees_section([TREE_EXAMPLE], ["negative", "positive"])
     assert '<section id="trees">' in section and "Tree-LSTM over recursive auto-encoder trees" in section
-    assert "no tree model" in views.trees_section([], ["neg", "pos"])
+    assert "no tree model" in views.trees_section([], ["negative", "positive"])
     assert "not available: reports/classify/trees.json" in views.trees_section(None, [], ["reports/classify/trees.json"])
 
 
@@ -190,9 +233,9 @@ def test_neighbours_and_attention_sections():
     out = h.neighbours_section({"word2vec_cbow": {"good": [["great", 0.7], ["fine", 0.6]]}}, ["good", "zzz"],
                                ["word2vec_cbow", "glove"], 1)
     assert "great" in out and "fine" not in out and "(not in vocabulary)" in out and "<th>glove</th>" not in out
-    att = views.attention_section([{"model": "m", "doc_id": 1, "label": "pos", "predicted": "neg",
+    att = views.attention_section([{"model": "m", "doc_id": 1, "label": "positive", "predicted": "negative",
                                     "tokens": ["dull", "<i>"], "weights": [0.5, 1.0]},
-                                   {"model": TRANSFORMER, "doc_id": 1, "label": "pos", "predicted": "pos",
+                                   {"model": TRANSFORMER, "doc_id": 1, "label": "positive", "predicted": "positive",
                                     "tokens": ["dull", "<i>"], "weights": [0.25, 0.25]}])
     assert "rgba(255,140,0,0.500)" in att and "&lt;i&gt;" in att and "misclassified" in att
     assert att.count('class="doc"') == 1 and "Transformer encoder" in att  # both models' views of one document
@@ -250,12 +293,23 @@ def test_page_has_every_section_and_no_external_reference(report_fixture):
     assert f"{NEURAL}" in section_of(page, "confusion") and "(83.3%)" in section_of(page, "confusion")
     tsne = section_of(page, "tsne")
     assert tsne.count('class="plotly-graph-div"') == 4 and "misclassified by" in tsne
-    assert "predicted neg" in tsne and "Doc 5" in tsne and "frequency rank 1" in tsne  # hover texts
+    # label names and human source names in the hover texts, legends and titles; no label ids
+    assert "label negative" in tsne and "predicted positive · Rotten Tomatoes" in tsne
+    assert '"name":"negative, misclassified"' in tsne and '"name":"label 0"' not in tsne
+    assert "<h3>Words: word2vec CBOW (29 most frequent)</h3>" in tsne
+    assert "<h3>Documents: bidirectional LSTM, attention pooling, on word2vec CBOW, pooled states" in tsne
+    assert "Words: word2vec_cbow" not in tsne and "Documents: classify" not in tsne
+    assert "← negative · positive →" in tsne  # the word maps' colour bar
+    assert "<th>word2vec CBOW" in section_of(page, "neighbours")
+    assert '"name":"bidirectional LSTM, attention pooling, on word2vec CBOW, validation"' in section_of(page, "curves")
+    assert page.index('<section id="summary">') < page.index('<section id="corpus">')
+    assert "<td>Rotten Tomatoes</td>" in section_of(page, "corpus")
+    assert "Doc 5" in tsne and "Doc 5" in tsne and "frequency rank 1" in tsne  # hover texts
     assert "curve-classify-loss" in section_of(page, "curves")
     assert "&lt;b&gt;film" in section_of(page, "attention")
     assert section_of(page, "attention").count('class="doc"') == 2   # both candidates (attention_docs: 6)
     assert "Tree-LSTM" in section_of(page, "trees")
-    assert labels == ["neg", "pos"] and set(words["method"]) == {"word2vec_cbow", "glove__ae"}
+    assert labels == ["negative", "positive"] and set(words["method"]) == {"word2vec_cbow", "glove__ae"}
     # report.attention_docs: 1 shows one document, a right one (n // 2 = 0 misclassified), for both models.
     one = params.report.model_copy(update={"attention_docs": 1})
     attention = section_of(build(one, params.evaluate.probe_words, root)[0], "attention")
@@ -264,10 +318,11 @@ def test_page_has_every_section_and_no_external_reference(report_fixture):
 
 def test_missing_classifier_outputs_render_as_notes(report_fixture):
     params, root = report_fixture
-    for rel in ("reports/metrics/classify.json", "reports/classify/summary.json", "reports/classify/attention.json"):
+    for rel in ("reports/scores/classify.json", "reports/classify/summary.json", "reports/classify/attention.json"):
         (root / rel).unlink()
     page, *_ = build(params.report, params.evaluate.probe_words, root)
-    assert "not available: reports/metrics/classify.json" in section_of(page, "classifiers")
+    assert "not available: reports/scores/classify.json" in section_of(page, "classifiers")
+    assert "not available: reports/classify/summary.json" in section_of(page, "summary")
     assert "not available: reports/classify/summary.json" in section_of(page, "confusion")
     assert "not available: reports/classify/attention.json" in section_of(page, "attention")
     assert "0.1691" in section_of(page, "reduction")  # the rest still renders
@@ -312,11 +367,11 @@ def test_stage_exits_with_one_line_on_an_unknown_method(tmp_path):
 
 
 def test_the_ensemble_row_shows_its_members_and_what_each_adds():
-    row = "ensemble(nbsvm+docvec@doc2vec_dm)"
+    row = "ensemble"
     models = {**CLASSIFY["models"], row: {
         "kind": "ensemble", "accuracy": 0.9, "accuracy_ci": [0.88, 0.92], "trained_on": "validation slice (...)",
         "ensemble": {"members": ["nbsvm", "docvec@doc2vec_dm"], "weights": {"nbsvm": [1.5], "docvec@doc2vec_dm": [0.25]},
                      "drop_one": {"nbsvm": 0.031, "docvec@doc2vec_dm": -0.002}}}}
     out = h.classifiers_section({"models": models}, SUMMARY)
-    assert "ensemble(nbsvm+docvec@doc2vec_dm): members" in out and "+1.500" in out and "+0.250" in out
+    assert "ensemble: members" in out and "+1.500" in out and "+0.250" in out
     assert "3.1" in out and "validation (members&#x27; log-odds)" in out

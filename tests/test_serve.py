@@ -198,7 +198,7 @@ def test_two_runs_in_one_workspace_queue_instead_of_failing(prefect_server, smal
         time.sleep(0.1)
     second = run(["nlpdag", "run"], repo, env=env, check=False)
     out, err = first.communicate(timeout=300)
-    assert first.returncode == 0 and "ran topics" in out, out + err
+    assert first.returncode == 0 and "ran check, topics" in out, out + err
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"nlpdag: waiting for {repo / '.nlpdag/run.lock'} (held by PID {first.pid}: nlpdag run" in second.stderr
     assert "ran none" in second.stdout and "is busy" not in second.stderr

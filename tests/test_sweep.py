@@ -411,7 +411,7 @@ def test_sweep_on_workers_one_stopped_one_killed(small_baseline, tmp_path):
     # Upstream stages came from the shared DVC remote, never recomputed; the baseline's own point
     # ran nothing at all.
     assert sorted(ran) == names, ran
-    assert [ran[n] for n in names] == ["topics", "topics", "topics", "nothing, all cached"], ran
+    assert [ran[n] for n in names] == ["check, topics"] * 3 + ["nothing, all cached"], ran
 
     run(["dvc", "exp", "pull", "origin", *names], user)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], user).stdout)
@@ -424,6 +424,6 @@ def test_sweep_on_workers_one_stopped_one_killed(small_baseline, tmp_path):
         params = data["params"]["params.yaml"]["data"]
         seen.add((params["topics"]["n_topics"], params["topics"]["top_words"]))
         assert data["metrics"]["reports/metrics/topics.json"]["data"], name
-        assert data["metrics"]["reports/metrics/bow.json"]["data"]["models"]["tfidf_logreg"]["accuracy"] > 0.5
+        assert data["metrics"]["reports/metrics/classify.json"]["data"]["tfidf_logreg"]["accuracy"] > 0.5
     assert seen == {(2, 5), (2, 10), (4, 5), (4, 10)}
 

@@ -101,6 +101,34 @@ def test_autoencoder_and_nmf_recover_planted_topics():
         assert reconstruction_mse(x, c, t) < np.mean(x.toarray() ** 2)
 
 
+def test_the_topic_autoencoder_logs_and_records_no_validation_loss(capsys):
+    """It has no validation set (coherence is judged on held-out documents afterwards): no val_loss,
+    not even a NaN one, in its history, its progress lines or DVCLive."""
+    from nlpdag.training.progress import DVCLiveLogger
+
+    class Recorder:  # the part of DVCLive's Live that DVCLiveLogger calls
+        def __init__(self):
+            self.keys, self.curves = [], {}
+
+        def log_metric(self, key, value, plot=False):
+            self.keys.append(key)
+
+        def log_plot(self, name, *args, **kwargs):
+            self.keys.append(f"plot/{name}")
+
+        def make_summary(self):
+            pass
+
+    live = Recorder()
+    params = TopicsParams(n_topics=K, top_words=5, max_features=len(WORDS), epochs=2, batch_size=64)
+    _, _, history = fit_autoencoder(planted(60), params, seed=0, verbose=True,
+                                    callbacks=[DVCLiveLogger(live, "autoencoder")])
+    out = capsys.readouterr().out
+    assert len(history) == 2 and all("train_loss" in h and not any(k.startswith("val_") for k in h) for h in history)
+    assert "topics: epoch 2/2" in out and "train_loss" in out and "val_" not in out and "nan" not in out
+    assert "plot/train_loss" in live.keys and not any("val_" in k for k in live.keys)
+
+
 def test_projection_keeps_the_decoder_non_negative_with_unit_rows():
     torch.manual_seed(0)
     model = TopicAutoEncoder(6, 2)

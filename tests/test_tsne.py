@@ -39,7 +39,7 @@ def write_tsne_inputs(root: Path, n_docs: int = 60) -> dict:
     """Vocabulary, vectors, a corpus with 2 labels x 2 sources, Doc2Vec vectors and the classify
     stage's predictions and pooled states, under root. Returns facts the tests check against."""
     (root / "data").mkdir(parents=True, exist_ok=True)
-    (root / "data" / "labels.json").write_text(json.dumps(["neg", "pos"]))
+    (root / "data" / "labels.json").write_text(json.dumps(["negative", "positive"]))  # names, as ingest writes them
     write_table(pd.DataFrame({"id": np.arange(len(WORDS), dtype=np.int32), "token": WORDS,
                               "count": np.arange(len(WORDS), 0, -1), "doc_freq": 1}), root / "data/vocab.parquet")
     groups = np.arange(len(WORDS)) % 3
@@ -136,8 +136,8 @@ def test_word_maps_carry_each_word_s_sentiment(tmp_path):
     write_tsne_inputs(tmp_path)
     words, _, _ = run(TINY, seed=0, root=tmp_path, out=None, log=lambda _: None)
     first = words[words["method"] == words["method"].iloc[0]].set_index("token")
-    assert first.loc[WORDS[0], "polarity"] > 1 and first.loc[WORDS[0], "leaning"] == "pos"
-    assert first.loc[WORDS[1], "polarity"] < -1 and first.loc[WORDS[1], "leaning"] == "neg"
+    assert first.loc[WORDS[0], "polarity"] > 1 and first.loc[WORDS[0], "leaning"] == "positive"
+    assert first.loc[WORDS[1], "polarity"] < -1 and first.loc[WORDS[1], "leaning"] == "negative"
     assert abs(first.loc[WORDS[2], "polarity"]) < 0.2
     # more than two labels: the label a word leans to, by its largest one-vs-rest ratio
     pol, lean = word_polarity(np.array([0, 1, 2, 2]), np.array([0, 0, 1, 0]), {0: 0, 1: 0, 2: 2}, 3, 2)
@@ -183,7 +183,7 @@ def test_run_writes_every_map(tmp_path):
     assert set(docs.loc[docs["vectors"] == "doc2vec_dm", "model"]) == {"docvec@doc2vec_dm"}
     wrong = set(docs.loc[docs["correct"] == False, "doc_id"])  # noqa: E712
     assert wrong == set(facts["wrong"]) & by_map["doc2vec_dm"]
-    assert (docs["label"].isin(["neg", "pos"])).all() and docs["snippet"].str.startswith("Doc ").all()
+    assert (docs["label"].isin(["negative", "positive"])).all() and docs["snippet"].str.startswith("Doc ").all()
     assert not docs["snippet"].str.contains("<b>").any()
     # the pretrained table is empty: skipped with a note, recorded in maps.json
     assert any("pretrained skipped" in n for n in notes)

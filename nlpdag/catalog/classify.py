@@ -18,6 +18,7 @@ def model_dir(key: str) -> Path:
 
 
 # classify
+ROW_MODELS = Path("data/models/rows")  # <row folder>/: every other servable row (JSON + Parquet + .npz), the ensemble
 CLASSIFY_PREDICTIONS = Path("data/classify/predictions.parquet")
 CLASSIFY_STATES = Path("data/classify/states.parquet")
 SUMMARY = Path("reports/classify/summary.json")
@@ -25,4 +26,5 @@ ATTENTION = Path("reports/classify/attention.json")
 TREES = Path("reports/classify/trees.json")
 CURVES_DIR = Path("reports/plots/classify")
 CONFUSION_DIR = Path("reports/plots/confusion")
-CLASSIFY_METRICS = Path("reports/metrics/classify.json")
+CLASSIFY_SCORES = Path("reports/scores/classify.json")  # everything the report reads
+CLASSIFY_METRICS = Path("reports/metrics/classify.json")  # headline: per row accuracy, macro-F1, per source

@@ -7,6 +7,7 @@ DOC2VEC_MODES = ["dm", "dbow"]
 
 EMBEDDINGS_DIR = Path("data/embeddings")  # <method>.parquet (+ .txt in word2vec format)
 DOCVECS_DIR = Path("data/docvecs")        # doc2vec's document vectors: doc2vec_<mode>.parquet
+DOC2VEC_SETTINGS = "doc2vec.json"         # in each doc2vec_<mode>/: settings and the weights' fingerprint
 FASTTEXT_MODEL = Path("data/models/fasttext.bin")   # Facebook's binary format
 TRAIN_DIR = Path("reports/train")         # per method: training time, loss, settings
 GLOVE_LOSS = Path("reports/plots/glove_loss.csv")
@@ -15,3 +16,8 @@ GLOVE_LOSS = Path("reports/plots/glove_loss.csv")
 def docvecs_path(mode: str) -> Path:
     """Doc2Vec's document vectors of a mode (dm, dbow)."""
     return DOCVECS_DIR / f"doc2vec_{mode}.parquet"
+
+
+def doc2vec_model_dir(mode: str) -> Path:
+    """Doc2Vec's saved model of a mode (dm, dbow): settings, vocabulary and weights as plain data."""
+    return Path(f"data/models/doc2vec_{mode}")

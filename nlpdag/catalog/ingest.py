@@ -7,4 +7,5 @@ from pathlib import Path
 RAW_DIR = Path("data/raw")
 CORPUS = Path("data/corpus.parquet")
 LABELS = Path("data/labels.json")
-INGEST_METRICS = Path("reports/metrics/ingest.json")
+INGEST_SCORES = Path("reports/scores/ingest.json")  # everything the report reads
+INGEST_METRICS = Path("reports/metrics/ingest.json")  # headline: documents

@@ -13,7 +13,7 @@ REDUCERS = ["pca", "ae", "dae", "stacked_ae", "vae"]
 
 REDUCED_DIR = Path("data/reduced")        # <method>__<reducer>.parquet
 REDUCE_LOSS = Path("reports/plots/reduce_loss.csv")
-REDUCE_METRICS = Path("reports/metrics/reduce.json")
+REDUCE_SCORES = Path("reports/scores/reduce.json")
 
 
 def vectors_path(method: str, root: Path = Path(".")) -> Path:

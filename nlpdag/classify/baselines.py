@@ -6,6 +6,8 @@ same split as the neural models (nlpdag/models/baselines.py fits them):
 - `mean@<method>`, `idf_mean@<method>`: the (IDF-weighted) mean of a document's word vectors.
 - `docvec@doc2vec_dm`, `docvec@doc2vec_dbow`, `docvec@doc2vec_dm+doc2vec_dbow`: the Doc2Vec document vectors.
 Each C is chosen on the validation slice of the training split, then refitted on the whole split.
+Each fitted row keeps its model and features' recipe in `extra["serving"]` (the refit, and the fit on the
+split minus the slice that the ensemble weighs), which nlpdag/classify/serving.py saves for `nlpdag predict`.
 """
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import time
 
 import numpy as np
 
-from nlpdag.catalog.bow import BOW_METRICS, BOW_PREDICTIONS
+from nlpdag.catalog.bow import BOW_SCORES, BOW_PREDICTIONS, BOW_VALIDATION
 from nlpdag.catalog.embeddings import TRAIN_DIR, docvecs_path
 from nlpdag.catalog.ingest import CORPUS
 from nlpdag.classify.dataset import Dataset, Result, validation_split
+from nlpdag.classify.serving import docvec_recipe, tfidf_recipe
 from nlpdag.config.classify import ClassifyParams
 from nlpdag.errors import StageError, involving
 from nlpdag.evaluation import protocol as evaluation
@@ -30,7 +33,7 @@ from nlpdag.names import parse_embedding, row_embeddings
 def _from_bow(data: Dataset) -> Result:
     """The bow stage's predictions hold the probability of the predicted class only; for two classes
     that is the whole distribution."""
-    metrics = read_json(BOW_METRICS)["models"]["tfidf_logreg"]
+    metrics = read_json(BOW_SCORES)["models"]["tfidf_logreg"]
     pred = read_frame(BOW_PREDICTIONS)
     if not np.array_equal(pred["doc_id"].to_numpy(), data.doc_ids[data.test]):
         raise StageError(f"{BOW_PREDICTIONS}: test documents differ from {CORPUS} (rerun: dvc repro bow)")
@@ -39,14 +42,24 @@ def _from_bow(data: Dataset) -> Result:
     proba = np.repeat(rest[:, None], k, axis=1)
     proba[np.arange(len(pred)), pred["predicted"].to_numpy()] = pred["proba"].to_numpy()
     info = {key: metrics.get(key) for key in ("C", "validation_accuracy", "trained_on")}
-    return Result("tfidf_logreg", "baseline", proba, float(metrics.get("train_seconds", float("nan"))), info=info)
+    val_proba = None
+    table = read_table(BOW_VALIDATION) if BOW_VALIDATION.is_file() else None
+    if table is not None and table.num_rows:  # the chosen C's fit without the slice: serving may choose this row
+        if not np.array_equal(table.column("doc_id").to_numpy(), data.doc_ids[data.validation]):
+            raise StageError(f"{BOW_VALIDATION}: validation documents differ from {CORPUS} (rerun: dvc repro bow)")
+        val_proba = bl.stack_vectors(table.column("proba")).astype(np.float64)
+    recipe = tfidf_recipe()
+    return Result("tfidf_logreg", "baseline", proba, float(metrics.get("train_seconds", float("nan"))), info=info,
+                  val_proba=val_proba if val_proba is not None and val_proba.shape[1] == k else None,
+                  extra={} if recipe is None else {"serving": {"features": recipe}})
 
 
 def _select_fit_predict(name: str, fit, grid: list[float], X_train, data: Dataset, X_test,
-                        features_seconds: float = 0.0, **info) -> Result:
+                        features_seconds: float = 0.0, features: dict | None = None, **info) -> Result:
     """Each C of `grid` fitted on the training split minus its validation slice and scored on the
     slice; the best one (ties: the smaller C) refitted on the whole training split for the test.
-    `fit(X, y, C)` returns an estimator with predict_proba. The test split is not seen until the end."""
+    `fit(X, y, C)` returns an estimator with predict_proba. The test split is not seen until the end.
+    `features`: how serving rebuilds X from token lists (nlpdag/classify/serving.py); None: not servable."""
     fit_pos, val_pos = validation_split(data)
     y_train = data.y[data.train]
     X_fit, X_val = bl.take_rows(X_train, fit_pos), bl.take_rows(X_train, val_pos)
@@ -70,8 +83,10 @@ def _select_fit_predict(name: str, fit, grid: list[float], X_train, data: Datase
     seconds = features_seconds + time.perf_counter() - start
     info = {"C": C, "validation_accuracy": {f"{c:g}": round(v, 4) for c, v in scores.items()},
             "trained_on": "train split (C chosen on its validation slice, then refitted on all of it)", **info}
-    return Result(name, "baseline", proba, seconds, extra={"fit_part_proba": fit_part_proba},
-                  val_proba=val_proba[C], info=info)
+    extra = {"fit_part_proba": fit_part_proba}
+    if features is not None:
+        extra["serving"] = {"features": features, "model": model, "fit_part_model": fitted[C]}
+    return Result(name, "baseline", proba, seconds, extra=extra, val_proba=val_proba[C], info=info)
 
 
 def load_docvecs(mode: str, data: Dataset) -> tuple[np.ndarray, bool]:
@@ -100,14 +115,15 @@ def run_baselines(data: Dataset, params: ClassifyParams, seed: int, log=print) -
         results.append(_from_bow(data))
     if wanted & {"nb_logreg", "nbsvm"}:
         start = time.perf_counter()
-        X_train, X_test = bl.ngram_counts(data.subset(train), data.subset(test))
+        vectorizer, X_train, X_test = bl.ngram_features(data.subset(train), data.subset(test))
         seconds = time.perf_counter() - start
+        ngrams = {"kind": "ngrams", "ngram_max": vectorizer.ngram_range[1], "vocabulary": bl.ngram_vocabulary(vectorizer)}
         if "nb_logreg" in wanted:
             results.append(_select_fit_predict("nb_logreg", lambda X, y, C: bl.fit_nb_logreg(X, y, C=C, seed=seed),
-                                               params.nb_C, X_train, data, X_test, seconds))
+                                               params.nb_C, X_train, data, X_test, seconds, ngrams))
         if "nbsvm" in wanted:
             results.append(_select_fit_predict("nbsvm", lambda X, y, C: bl.fit_nbsvm(X, y, C=C, seed=seed),
-                                               params.nbsvm_C, X_train, data, X_test, seconds))
+                                               params.nbsvm_C, X_train, data, X_test, seconds, ngrams))
     dense = lambda X, y, C: bl.fit_dense_logreg(X, y, C=C, seed=seed)  # noqa: E731
     if wanted & {"mean", "idf_mean"}:
         idf = bl.idf_weights(data.subset(train)) if "idf_mean" in wanted else None  # training split only
@@ -122,8 +138,9 @@ def run_baselines(data: Dataset, params: ClassifyParams, seed: int, log=print) -
                     continue
                 start = time.perf_counter()
                 X = bl.mean_vectors(data.docs, tokens, vectors, weights)
+                mean = {"kind": "mean", "method": method, "idf": weights, "n_tokens": len(tokens), "dim": int(vectors.shape[1])}
                 results.append(_select_fit_predict(f"{kind}@{method}", dense, params.dense_C, X[train], data, X[test],
-                                                   time.perf_counter() - start, transductive=transductive(f"{kind}@{method}", data),
+                                                   time.perf_counter() - start, mean, transductive=transductive(f"{kind}@{method}", data),
                                                    representation_seconds=representation_seconds(method)))
     if "docvec" in wanted:
         (dm, dm_all), (dbow, dbow_all) = load_docvecs("dm", data), load_docvecs("dbow", data)
@@ -131,7 +148,8 @@ def run_baselines(data: Dataset, params: ClassifyParams, seed: int, log=print) -
                               ("docvec@doc2vec_dm+doc2vec_dbow", np.hstack([dm, dbow]), dm_all or dbow_all)):
             methods = name.partition("@")[2].split("+")
             rep = [representation_seconds(m) for m in methods]
-            results.append(_select_fit_predict(name, dense, params.dense_C, X[train], data, X[test], transductive=seen,
+            results.append(_select_fit_predict(name, dense, params.dense_C, X[train], data, X[test], 0.0,
+                                               docvec_recipe(methods), transductive=seen,
                                                representation_seconds=None if None in rep else round(sum(rep), 2)))
     for r in results:
         log(f"classify: {r.name}: accuracy {accuracy_on_test(r, data):.4f} "

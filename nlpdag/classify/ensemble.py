@@ -1,5 +1,6 @@
-"""The `ensemble(...)` row of `classify`: representations combined (Mesnil et al. 2014, who reached
-92.57% on IMDB from NBSVM, paragraph vectors and an RNN language model this way).
+"""The `ensemble` row of `classify` (its members: info["ensemble"]["members"]): representations combined
+(Mesnil et al. 2014, who reached 92.57% on IMDB from NBSVM, paragraph vectors and an RNN language model
+this way).
 
 Each member's class log-odds on the validation slice (log p_c - log p_0) are the features of a
 logistic regression fitted on the validation slice only; its C is chosen by stratified k-fold
@@ -12,6 +13,8 @@ training split minus the slice; a neural model's early stopping did watch the sl
 slightly better there than it is), and their test predictions come from the same models (`member_test_proba`:
 a baseline's own row uses its refit on the whole training split instead, whose margins differ in scale).
 `best_neural` stands for the neural model chosen on the validation slice, as elsewhere.
+`nlpdag predict` serves the row from the saved stack (`LogOddsStack.save`) and the members' saved models,
+each the very model whose log-odds the weights were fitted on (nlpdag/classify/serving.py).
 """
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ from sklearn.model_selection import StratifiedKFold
 
 from nlpdag.classify.dataset import Dataset, Result
 from nlpdag.evaluation.rows import chosen_on_validation
-from nlpdag.names import ensemble_name
+from nlpdag.names import ENSEMBLE
 from nlpdag.errors import StageError
+from nlpdag.models.baselines import load_state, logreg_from_state, logreg_state, save_state
 
 BEST_NEURAL = "best_neural"
 EPS = 1e-6
@@ -74,6 +78,23 @@ class LogOddsStack:
     def predict_proba(self, probas: list[np.ndarray]) -> np.ndarray:
         return self.model_.predict_proba(features(probas))
 
+    def save(self, folder) -> None:
+        """The fitted logistic regression's weights (what predicting needs) and the chosen C."""
+        save_state(folder, "log_odds_stack", {"Cs": self.Cs, "folds": self.folds, "seed": self.seed,
+                                              "C_": self.C_, "cv_accuracy_": {f"{c:g}": v for c, v in self.cv_accuracy_.items()}},
+                   logreg_state(self.model_))
+
+    @classmethod
+    def load(cls, folder) -> "LogOddsStack":
+        kind, params, arrays = load_state(folder)
+        if kind != "log_odds_stack":
+            raise StageError(f"{folder}: holds a {kind}, not an ensemble's stack")
+        stack = cls(params["Cs"], params["folds"], params["seed"])
+        stack.C_ = params["C_"]
+        stack.cv_accuracy_ = {float(c): v for c, v in params["cv_accuracy_"].items()}
+        stack.model_ = logreg_from_state(arrays, C=stack.C_, max_iter=2000)
+        return stack
+
 
 def resolve_members(members: list[str], results: list[Result], best_neural: str | None) -> list[Result]:
     """The rows named by `classify.ensemble` (`best_neural`: the neural model chosen on validation).
@@ -111,7 +132,6 @@ def fit_ensemble(members: list[Result], data: Dataset, Cs: list[float], seed: in
     coef = stack.model_.coef_  # (1 or k, members x (k - 1))
     k1 = len(data.labels) - 1
     weights = {m.name: [round(float(w), 4) for w in coef[:, j * k1:(j + 1) * k1].ravel()] for j, m in enumerate(members)}
-    name = ensemble_name([m.name for m in members])
     info = {"C": stack.C_, "validation_accuracy": round(stack.accuracy_, 4),
             "trained_on": "validation slice (the members' log-odds, each from its fit on the training split minus "
                           "the slice; C by 5-fold cross-validation within it)",
@@ -121,7 +141,7 @@ def fit_ensemble(members: list[Result], data: Dataset, Cs: list[float], seed: in
                          "validation_accuracy_by_C": {f"{c:g}": round(v, 4) for c, v in stack.cv_accuracy_.items()},
                          "drop_one": drop_one}}
     seconds = sum(m.seconds for m in members)
-    return Result(name, "ensemble", proba, seconds, val_proba=stack.oof_proba_, info=info)
+    return Result(ENSEMBLE, "ensemble", proba, seconds, extra={"stack": stack}, val_proba=stack.oof_proba_, info=info)
 
 
 def expected_rows(baselines: list[str], baseline_methods: list[str], models: list[str]) -> set[str]:
@@ -147,6 +167,6 @@ def check_members(members: list[str], baselines: list[str], baseline_methods: li
 
 
 def ensemble_row(results: list[Result], data: Dataset, members: list[str], Cs: list[float], seed: int = 0) -> Result:
-    """The `ensemble(...)` row over the finished rows of `results`."""
+    """The `ensemble` row over the finished rows of `results`."""
     chosen = chosen_on_validation([r for r in results if r.kind == "neural"], data)
     return fit_ensemble(resolve_members(members, results, chosen and chosen.name), data, Cs, seed)

@@ -10,10 +10,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from nlpdag.catalog.classify import (ATTENTION, CLASSIFY_METRICS, CLASSIFY_PREDICTIONS, CLASSIFY_STATES, CONFUSION_DIR,
+from nlpdag.catalog.classify import (ATTENTION, CLASSIFY_METRICS, CLASSIFY_PREDICTIONS, CLASSIFY_SCORES, CLASSIFY_STATES,
+                                     CONFUSION_DIR,
                                      CURVES_DIR, SUMMARY, TREES)
 from nlpdag.classify.dataset import Dataset, Result
+from nlpdag.classify.serving import save_rows
 from nlpdag.classify.neural import ATTENTION_MAX_TOKENS, CURVE_COLUMNS, example_pool, list_column
+from nlpdag.evaluation.headline import classify_headline, write_scores
 from nlpdag.evaluation.rows import chosen_on_validation, score_results, summarise
 from nlpdag.io.tables import atomic_path, write_json, write_table
 from nlpdag.names import family, parse_model
@@ -58,7 +61,10 @@ def tree_candidates(results: list[Result], data: Dataset) -> list[dict]:
     return row.extra["trees"] if row is not None else []
 
 
-def write_outputs(results: list[Result], data: Dataset, seed: int) -> dict:
+def write_outputs(results: list[Result], data: Dataset, seed: int, keys: dict[str, str] | None = None,
+                  tokenise: dict | None = None) -> dict:
+    """`keys`: a neural row's spec -> its classify.models key (the headline metrics' stable name);
+    `tokenise`: the tokenise params, saved with each servable row so that predict tokenises new texts alike."""
     metrics = score_results(results, data, seed)
     test_ids, y_test = data.doc_ids[data.test], data.y[data.test]
     frames, states = [], []
@@ -92,7 +98,8 @@ def write_outputs(results: list[Result], data: Dataset, seed: int) -> dict:
         if r.kind == "neural":
             with atomic_path(CURVES_DIR / f"{r.name}.csv") as tmp:
                 pd.DataFrame(r.extra["history"])[CURVE_COLUMNS].to_csv(tmp, index=False)
+    save_rows(results, data, tokenise or {}, keys)
     summary = summarise(metrics, results, data)
     write_json(summary, SUMMARY)
-    write_json(metrics, CLASSIFY_METRICS)
+    write_scores(metrics, CLASSIFY_SCORES, CLASSIFY_METRICS, classify_headline(metrics["models"], keys))
     return summary

@@ -21,19 +21,24 @@ commands = typer.Typer(add_completion=False, no_args_is_help=True,
 @commands.command()
 def run(
     repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout (default: found from the working directory)."),
-    retries: int = typer.Option(1, min=0, help="Retries of a failed stage."),
+    retries: int = typer.Option(1, min=0, help="Retries of a stage killed from outside (memory, a signal); a stage's own error is never retried."),
     wait: float = typer.Option(3600, min=0, help="Seconds to wait for another nlpdag run in this workspace."),
 ) -> None:
     """Run the whole pipeline through Prefect (DVC skips what is up to date)."""
     from nlpdag.runs.dag import Plan, PipelineError, find_root
     from nlpdag.runs.lock import LockTimeout, RunLock
 
+    from nlpdag.config.base import PARAMS_FILE
+    from nlpdag.config.params import load_params
+    from nlpdag.errors import StageError
+
     start = time.perf_counter()
     try:
         root = find_root(repo)
+        load_params(root / PARAMS_FILE)  # all of it, before anything runs (the `check` stage again, in-process)
         lock = RunLock(root, timeout=wait)
         lock.acquire()  # before DVC's queries: a run in progress would make them stale or "busy"
-    except (PipelineError, LockTimeout) as exc:
+    except (PipelineError, LockTimeout, StageError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
     plan = Plan(root)  # DVC's queries run while Prefect imports and starts
@@ -49,14 +54,12 @@ def run(
         state = pipeline(repo=str(root), retries=retries, plan=plan, return_state=True)
     finally:
         lock.release()
-    if not state.is_completed():
-        try:
-            state.result()
-        except Exception as exc:  # the failing stage's message, on one line
-            message = str(exc.args[0]) if exc.args else repr(exc)
-            lines = message.splitlines() or [repr(exc)]
-            typer.echo(f"error: {lines[-1].removeprefix('error: ')}", err=True)
-        raise typer.Exit(1)
+    if not state.is_completed():  # the flow's one line (flows/pipeline.py `failed`); no traceback
+        data = state.result(raise_on_failure=False)
+        user_error = isinstance(data, dict) and data.get("user_error", False)
+        lines = (state.message or "").splitlines() or ["the pipeline failed"]
+        typer.echo(f"error: {lines[-1].removeprefix('error: ')}", err=True)
+        raise typer.Exit(2 if user_error else 1)
     results = state.result()
     ran = [s for s, r in results.items() if r == "ran"]
     typer.echo(f"nlpdag: {len(results)} stages, ran {', '.join(ran) if ran else 'none'} "
@@ -120,11 +123,12 @@ def similar(
 def predict(
     texts: Optional[list[str]] = typer.Argument(None, help="Texts to classify."),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="A file with one text per line."),
-    model: Optional[str] = typer.Option(None, help="A trained classifier, by its key in classify.models or its spec "
-                                                   "(default: the neural model chosen on the validation slice)."),
+    model: Optional[str] = typer.Option(None, help="Any saved row of the classifier table (nbsvm, mean@glove, "
+                                                   "ensemble, a neural spec or its key in classify.models; default: "
+                                                   "the row most accurate on the validation slice)."),
     repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout."),
 ) -> None:
-    """Label texts with a classifier a `neural@<key>` stage trained, with the probability of each label."""
+    """Label texts with a saved classifier, with the probability of each label (tab-separated)."""
     from nlpdag.runs.dag import PipelineError, find_root
     from nlpdag.errors import StageError
     from nlpdag.classify.predict import load_classifier, predict_texts
@@ -143,13 +147,19 @@ def predict(
     except (PipelineError, StageError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
-    typer.echo(f"# model: {clf.key} ({clf.name})")
-    probs = [c for c in frame.columns if c.startswith("p_")]
+    accuracy = "" if clf.validation_accuracy is None else f" (validation accuracy {clf.validation_accuracy:.2f})"
+    typer.echo(f"# model: {clf.name}{accuracy}")
+    if clf.served.get("near_chance"):
+        typer.echo(f"warning: {clf.name} is near chance on the validation slice ({clf.served['validation_accuracy']:.2f} "
+                   f"vs {clf.served['majority_share']:.2f} for always answering the most frequent label): "
+                   "treat its labels with care", err=True)
+    labels = clf.labels
+    typer.echo("\t".join(["label", "confidence", *(f"p_{label}" for label in labels), "text"]))
     for row in frame.to_dict("records"):
-        dist = "  ".join(f"{c[2:]}={row[c]:.3f}" for c in probs)
         text = " ".join(row["text"].split())
         snippet = text if len(text) <= 60 else text[:57] + "..."
-        typer.echo(f"{row['label']}\t{row['confidence']:.3f}\t{dist}\t{snippet}")
+        typer.echo("\t".join([str(row["label"]), f"{row['confidence']:.3f}",
+                               *(f"{row[f'p_{label}']:.3f}" for label in labels), snippet]))
 
 
 @commands.command()
@@ -158,12 +168,13 @@ def compare(
                                                           "experiments `dvc exp show` lists), or `workspace`."),
     all_experiments: bool = typer.Option(False, "--all-experiments",
                                          help="Experiments of every commit, not only HEAD's."),
-    metric: Optional[list[str]] = typer.Option(None, help='Extra columns: metrics matching a glob over '
-                                                          '"<file stem>.<path>", e.g. "embeddings.glove.*".'),
+    metric: Optional[list[str]] = typer.Option(None, help='Columns to show even when unchanged: metrics matching a '
+                                                          'glob over "<file stem>.<path>", e.g. "embeddings.glove.*".'),
+    everything: bool = typer.Option(False, "--all", help="Every metric, changed or not (seconds included)."),
     html: Optional[Path] = typer.Option(None, help="Where to write the HTML table (default: reports/compare.html)."),
     repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout."),
 ) -> None:
-    """Compare experiments or revisions: key metrics side by side, best per column marked."""
+    """Compare experiments or revisions: the params and metrics that differ, side by side, best marked."""
     import shutil
 
     from nlpdag.runs.compare import CompareError, build_table, collect, render_text, write_html
@@ -171,7 +182,7 @@ def compare(
 
     root = _root(repo)
     try:
-        table = build_table(collect(root, revs or [], all_experiments), metric or [])
+        table = build_table(collect(root, revs or [], all_experiments), metric or [], everything)
     except (CompareError, PipelineError) as exc:
         _fail(str(exc))
     typer.echo(render_text(table, shutil.get_terminal_size((120, 24)).columns))

@@ -23,6 +23,7 @@ from nlpdag.config.tokenise import TokeniseParams
 from nlpdag.config.topics import TopicsParams
 from nlpdag.config.tsne import TsneParams
 from nlpdag.config.word2vec import Word2VecParams
+from nlpdag.names import parse_model
 
 
 class Params(StageParams):
@@ -46,6 +47,23 @@ class Params(StageParams):
     @classmethod
     def no_nulls_for_groups(cls, values):
         return no_nulls(values, set(GROUPS) - set(StageParams.model_fields))
+
+    @model_validator(mode="after")
+    def _produced(self) -> "Params":
+        """Across groups: every reduced embedding a stage reads (<method>__<reducer>) is one `reduce`
+        makes with these params, and `pretrained` is used only when pretrained.path is set; else the
+        stage reading it would fail after an hour of training upstream."""
+        used = [(f"classify.models.{key}", parse_model(spec).embedding.name) for key, spec in self.classify.models.items()]
+        used += [("classify.baseline_methods", m) for m in self.classify.baseline_methods]
+        used += [("tsne.methods", m) for m in self.tsne.methods if "__" in m]
+        for key, name in used:
+            method, _, reducer = name.partition("__")
+            if reducer and (method not in self.reduce.methods or reducer not in self.reduce.reducers):
+                raise ValueError(f"{key}: {name!r} is not made by `reduce` (reduce.methods: "
+                                 f"{', '.join(self.reduce.methods)}; reduce.reducers: {', '.join(self.reduce.reducers)})")
+            if method == "pretrained" and self.pretrained.path is None:
+                raise ValueError(f"{key}: {name!r} needs pretrained.path (your own vector file)")
+        return self
 
 
 def parse_params(raw: dict | None, source: str = str(PARAMS_FILE)) -> Params:

@@ -8,11 +8,10 @@ By default only training texts are seen in training and test documents get `infe
 `train_on_all` follows the paper's protocol (all texts, test labels never used).
 
 Output: word vectors `data/embeddings/doc2vec_<mode>.{parquet,txt}`, document vectors
-`data/docvecs/doc2vec_<mode>.parquet` (doc_id, split, vector, inferred), `reports/train/doc2vec_<mode>.json`.
-The model itself is not kept: gensim has no format for it that loads without running code, and nothing reads it.
+`data/docvecs/doc2vec_<mode>.parquet` (doc_id, split, vector, inferred), `reports/train/doc2vec_<mode>.json`,
+and what inferring a new text's vector needs, `data/models/doc2vec_<mode>/` (nlpdag/embeddings/doc2vec_model.py).
 """
 from __future__ import annotations
-
 
 import numpy as np
 import pyarrow as pa
@@ -21,11 +20,12 @@ from gensim.models.doc2vec import Doc2Vec, TaggedDocument
 from nlpdag.evaluation import protocol as evaluation
 from nlpdag.errors import StageError
 from nlpdag.embeddings.gensim_train import EpochLogger, write_keyed_vectors
+from nlpdag.embeddings.doc2vec_model import infer_vectors, save_doc2vec
 from nlpdag.io.tables import read_frame, read_table, write_table
 from nlpdag.config.doc2vec import Doc2VecParams
 from nlpdag.io.vectors import Timer, vectors_table, write_train_info
 from nlpdag.catalog.ingest import CORPUS
-from nlpdag.catalog.embeddings import DOCVECS_DIR
+from nlpdag.catalog.embeddings import DOCVECS_DIR, doc2vec_model_dir
 from nlpdag.catalog.tokenise import TOKENS
 from nlpdag.config.base import StageParams
 
@@ -55,16 +55,12 @@ def train_doc2vec(documents: list[TaggedDocument], mode: str, params: Doc2VecPar
 
 def document_vectors(model: Doc2Vec, docs: list[list[str]], position: np.ndarray) -> np.ndarray:
     """One vector per document: the trained one where `position[i]` (its index among the training
-    documents) is >= 0, else `infer_vector`. Inference starts from a vector seeded by the text's hash
-    (run under PYTHONHASHSEED=0) and draws negative samples from the model's RNG, which is reset per
-    document so that a document's vector does not depend on the ones inferred before it."""
+    documents) is >= 0, else `infer_vectors`, as `nlpdag predict` infers a new text's."""
     out = np.zeros((len(docs), model.vector_size), dtype=np.float32)
-    for i, words in enumerate(docs):
-        if position[i] >= 0:
-            out[i] = model.dv[int(position[i])]
-        else:
-            model.random = np.random.RandomState(model.seed + i)
-            out[i] = model.infer_vector(words, epochs=model.epochs)
+    trained = position >= 0
+    out[trained] = model.dv.vectors[position[trained]]
+    if (~trained).any():
+        out[~trained] = infer_vectors(model, [docs[i] for i in np.flatnonzero(~trained)])
     return out
 
 
@@ -93,6 +89,7 @@ def run(all_params: StageParams, mode: str) -> None:
     with Timer() as infer_timer:
         vectors = document_vectors(model, docs, position)
     write_keyed_vectors(method, model.wv)
+    save_doc2vec(model, doc2vec_model_dir(mode))
     table = vectors_table([""] * len(docs), vectors)
     write_table(pa.table({"doc_id": tokens.column("doc_id"), "split": tokens.column("split"),
                           "vector": table.column("vector"), "inferred": pa.array(~in_training)}),

@@ -17,9 +17,11 @@ slice of the vocabulary (the best epoch's weights are kept); seeded, determinist
 
 Outputs: `data/reduced/<method>__<reducer>.{parquet,txt}` (the embeddings format);
 `reports/plots/reduce_loss.csv` (model, epoch, train_loss, val_loss: per-epoch reconstruction MSE of
-every auto-encoder; for `stacked_ae` the fine-tuning epochs); `reports/metrics/reduce.json`
-{method: {reducer: {analogy_accuracy, wordsim353_spearman, simlex999_spearman, reconstruction_mse}}},
-reducer `none` being the unreduced vectors. reconstruction_mse is the mean squared error per element
+every auto-encoder; for `stacked_ae` the fine-tuning epochs); `reports/scores/reduce.json`
+{method: {reducer: {analogy_accuracy, wordsim353_spearman, simlex999_spearman, reconstruction_mse,
+analogy_questions, wordsim353_pairs, simlex999_pairs}}}, reducer `none` being the unreduced vectors.
+A score is null where the evaluation had too little evidence (the counts say how much: the rule is
+nlpdag/embeddings/evaluate.py's, on the same words, so the same for every reducer of a method). reconstruction_mse is the mean squared error per element
 over all words, in the space the reducers see (standardised when `standardise`), for PCA too.
 """
 from __future__ import annotations
@@ -44,12 +46,13 @@ from nlpdag.config.base import StageParams
 from nlpdag.config.reduce import ReduceParams
 from nlpdag.io.vectors import Timer, read_vectors, write_vectors
 from nlpdag.catalog.embeddings import EMBEDDINGS_DIR
-from nlpdag.catalog.reduce import check_methods, REDUCE_LOSS, REDUCE_METRICS, REDUCED_DIR
+from nlpdag.catalog.reduce import check_methods, REDUCE_LOSS, REDUCE_SCORES, REDUCED_DIR
 from nlpdag.training.progress import LIVE_DIR
 from nlpdag.training.progress import live
 from nlpdag.training.devices import resolve_device
 
 SCORES = ("analogy_accuracy", "wordsim353_spearman", "simlex999_spearman")
+EVIDENCE = ("analogy_questions", "wordsim353_pairs", "simlex999_pairs")  # what each score (or its null) rests on
 CURVES = ("train_loss", "val_loss", "val_objective")  # the auto-encoders' DVCLive charts
 
 
@@ -168,8 +171,9 @@ class Reducer:
 
 
 def scores(tokens: list[str], vectors: np.ndarray, params: EvaluateParams) -> dict:
+    """The intrinsic scores of reduced (or unreduced) vectors, each None without enough evidence, and the counts."""
     out = evaluate_vectors(keyed_vectors(tokens, vectors), params)
-    return {k: out[k] for k in SCORES}
+    return {k: out[k] for k in (*SCORES, *EVIDENCE)}
 
 
 def reduce_method(method: str, tokens: list[str], matrix: np.ndarray, params: ReduceParams,
@@ -232,7 +236,7 @@ def run_on(params: StageParams, device: torch.device) -> dict:
                                                          params.seed, str(device), live=logger)
             rows += method_rows
     write_loss_csv(rows)
-    write_json(metrics, REDUCE_METRICS)
+    write_json(metrics, REDUCE_SCORES)
     print(f"reduce: {len(metrics)} methods x {len(config.reducers)} reducers on {device} in {timer.seconds:.1f} s")
     return metrics
 

@@ -5,9 +5,11 @@ The `classify` stage writes what they return; nothing here reads or writes a fil
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
 from nlpdag.evaluation import protocol as evaluation
 from nlpdag.evaluation.scores import classification_metrics
@@ -103,7 +105,8 @@ def summarise(metrics: dict, results: list[Result], data: Dataset) -> dict:
     """Per scope (overall, each source): the most accurate row on the test split and whether an exact
     McNemar test separates it from the runner-up (`winner`, else null and `tied_with`); the best
     baseline likewise; and `best_neural`, the neural model chosen on the validation slice (the
-    default of `nlpdag predict`, the t-SNE classifier map and the attention panel)."""
+    default of `nlpdag predict`, the t-SNE classifier map and the attention panel); `at_chance`, the
+    neural rows no better than a majority vote on the validation slice, with the likely reason."""
     models = metrics["models"]
     sources = sorted({s for m in models.values() for s in m.get("by_source", {})})
     y_test = data.y[data.test]
@@ -124,7 +127,57 @@ def summarise(metrics: dict, results: list[Result], data: Dataset) -> dict:
     chosen = chosen_on_validation([r for r in results if r.kind == "neural"], data)
     out["best_neural"] = {"overall": chosen and chosen.name, "chosen_on": "validation accuracy"}
     out["versus"] = family_tests(results, data, sources)
+    out["at_chance"] = at_chance(results, data)
+    out["served"] = served(results, data)
     return {**out, "labels": data.labels, "sources": sources}
+
+
+# Below these, an at-chance neural row is blamed on its data or its training (the reason `at_chance`
+# gives): a model that learns its own embeddings rarely beats the majority class on fewer than about a
+# thousand training documents, and one still improving at its last of fewer than five epochs stopped early.
+FEW_TRAINING_DOCUMENTS = 1000
+FEW_EPOCHS = 5
+
+
+def at_chance(results: list[Result], data: Dataset, alpha: float = evaluation.ALPHA) -> dict[str, str]:
+    """{neural row: reason} for every neural row whose accuracy on the validation slice is not
+    significantly above the share of its most frequent class (one-sided exact binomial test at
+    `alpha`): such a row has learnt nothing a majority vote would not, however its test accuracy reads.
+    The reason names the likely cause: too few training documents (the training split less its
+    validation slice), or too few epochs (trained to its last epoch, fewer than FEW_EPOCHS)."""
+    if data.validation is None or not data.validation.any():
+        return {}
+    y_val = data.y[data.validation]
+    n_val = len(y_val)
+    majority = float(np.bincount(y_val).max()) / n_val
+    n_train = int((data.train & ~data.validation).sum())
+    out = {}
+    for r in results:
+        if r.kind != "neural" or r.val_proba is None:
+            continue
+        correct = int(np.sum(r.val_proba.argmax(axis=1) == y_val))
+        p = float(binomtest(correct, n_val, majority, alternative="greater").pvalue)
+        if p < alpha:
+            continue
+        best = r.info.get("epochs")
+        trained = len(r.extra.get("history") or []) or best
+        few_docs = n_train < FEW_TRAINING_DOCUMENTS
+        # Still improving at its last epoch (early stopping kept it): more epochs might help; a model
+        # whose best epoch came earlier had stopped learning, and more of them would not.
+        few_epochs = best is not None and best == trained and best < FEW_EPOCHS
+        epochs = f"{best} epoch{'s' if best != 1 else ''}"
+        if few_docs and few_epochs:
+            cause = f"{n_train} training documents and {epochs} are likely too few"
+        elif few_docs:
+            cause = f"{n_train} training documents are likely too few"
+        elif few_epochs:
+            cause = f"{epochs} are likely too few (it was still improving at the last one)"
+        else:
+            cause = (f"neither its {n_train} training documents nor "
+                     f"{'its epochs' if best is None else epochs} look short: check its settings")
+        out[r.name] = (f"at chance on the validation slice ({correct / n_val:.2f} vs majority {majority:.2f}, "
+                       f"p {p:.2f}): {cause}")
+    return out
 
 
 def family_tests(results: list[Result], data: Dataset, sources: list[str]) -> dict:
@@ -167,3 +220,31 @@ def neural_vs_baseline(y: np.ndarray, preds: dict, kinds: dict, baseline: str | 
     p = evaluation.mcnemar(y, preds[deep], preds[baseline])
     return {"row": deep, "baseline": baseline, "gain": round(gain, 4), "p_value": round(p, 4),
             "significant": bool(p < evaluation.ALPHA and gain > 0)}
+
+
+def servable(result: Result, results: Sequence[Result] = ()) -> bool:
+    """Whether `nlpdag predict` can serve a row (nlpdag/classify/serving.py saves it): a neural model; a
+    baseline whose model and features' recipe the stage kept (`extra["serving"]`: not a docvec@ row whose
+    Doc2Vec model was not saved, nor tfidf_logreg when the bow stage saved none); an ensemble whose members
+    (rows of `results`) all are."""
+    if result.kind == "neural":
+        return True
+    if result.kind == "ensemble":
+        by_name = {r.name: r for r in results}
+        return all(m in by_name and servable(by_name[m]) for m in result.info.get("ensemble", {}).get("members", []))
+    return "serving" in result.extra
+
+
+def served(results: list[Result], data: Dataset, alpha: float = evaluation.ALPHA) -> dict | None:
+    """The row `nlpdag predict` serves by default: the servable row most accurate on the validation slice,
+    whatever its kind (an ensemble's is its cross-validated accuracy there), and whether that accuracy is
+    near chance: not significantly above the slice's majority-class share (one-sided exact binomial test)."""
+    row = chosen_on_validation([r for r in results if servable(r, results)], data)
+    if row is None:
+        return None
+    y_val = data.y[data.validation]
+    correct = int(np.sum(row.val_proba.argmax(axis=1) == y_val))
+    majority = float(np.bincount(y_val).max()) / len(y_val)
+    p = float(binomtest(correct, len(y_val), majority, alternative="greater").pvalue)
+    return {"row": row.name, "validation_accuracy": round(correct / len(y_val), 4), "chosen_on": "validation accuracy",
+            "near_chance": bool(p >= alpha), "majority_share": round(majority, 4)}

@@ -11,11 +11,16 @@ Every function is pure (arrays in, arrays or fitted estimators out); the stage d
 A fitted estimator has `classes_`, `predict(X)` and `predict_proba(X)` -> (n, k), columns in
 `classes_` order. Tuned defaults (validation slice of the training split, bench/baselines.py) are
 in DEFAULT_C / DEFAULT_BETA.
+
+Fitted estimators are saved as plain data (`save_estimator` / `load_estimator`): settings as JSON,
+learned arrays (the attributes ending in `_`) as a NumPy .npz read with allow_pickle=False.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from itertools import chain
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -32,6 +37,7 @@ from sklearn.svm import LinearSVC
 
 from nlpdag.evaluation import protocol as evaluation
 from nlpdag.errors import StageError
+from nlpdag.io.tables import atomic_path, write_json
 
 # Chosen on a validation slice of the default corpus's training split (bench/baselines.py --tune).
 DEFAULT_C = {"nb_logreg": 1.0, "nbsvm": 0.01, "dense_logreg": 1.0}
@@ -70,16 +76,33 @@ def _binarise(X) -> sp.csr_matrix:
 # n-gram features and NB log-count ratios
 
 
+def ngram_vectorizer(ngram_max: int = 2, min_df: int = 2, vocabulary: Sequence[str] | None = None) -> CountVectorizer:
+    """Word 1..ngram_max-gram counts of token lists; with `vocabulary` (the fitted one's n-grams in
+    column order, `ngram_vocabulary`) a ready vectorizer for new documents, columns unchanged."""
+    return CountVectorizer(tokenizer=_identity, preprocessor=_identity, token_pattern=None,
+                           lowercase=False, ngram_range=(1, ngram_max), min_df=min_df, dtype=np.float32,
+                           vocabulary=None if vocabulary is None else list(vocabulary))
+
+
+def ngram_vocabulary(vectorizer: CountVectorizer) -> list[str]:
+    """A fitted vectorizer's n-grams in column order."""
+    return vectorizer.get_feature_names_out().tolist()
+
+
+def ngram_features(train_docs: Sequence[Sequence[str]], test_docs: Sequence[Sequence[str]],
+                   ngram_max: int = 2, min_df: int = 2) -> tuple[CountVectorizer, sp.csr_matrix, sp.csr_matrix]:
+    """`ngram_counts` and the fitted vectorizer (kept to serve new texts)."""
+    vectorizer = ngram_vectorizer(ngram_max, min_df)
+    X_train = vectorizer.fit_transform(train_docs).tocsr()
+    X_test = vectorizer.transform(test_docs).tocsr() if len(test_docs) else sp.csr_matrix((0, X_train.shape[1]), dtype=np.float32)
+    return vectorizer, X_train, X_test
+
+
 def ngram_counts(train_docs: Sequence[Sequence[str]], test_docs: Sequence[Sequence[str]],
                  ngram_max: int = 2, min_df: int = 2) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Word 1..ngram_max-gram counts over the training split's n-grams seen in >= min_df of its
     documents (as the bow stage's baseline); test n-grams outside that vocabulary are dropped."""
-    vectorizer = CountVectorizer(tokenizer=_identity, preprocessor=_identity, token_pattern=None,
-                                 lowercase=False, ngram_range=(1, ngram_max), min_df=min_df,
-                                 dtype=np.float32)
-    X_train = vectorizer.fit_transform(train_docs).tocsr()
-    X_test = vectorizer.transform(test_docs).tocsr() if len(test_docs) else sp.csr_matrix((0, X_train.shape[1]), dtype=np.float32)
-    return X_train, X_test
+    return ngram_features(train_docs, test_docs, ngram_max, min_df)[1:]
 
 
 def _ratios(Xb: sp.csr_matrix, y: np.ndarray, classes: np.ndarray, alpha: float) -> np.ndarray:
@@ -132,6 +155,24 @@ class _NBLinear:
         index = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
         return self.classes_[index]
 
+    def get_params(self) -> dict:
+        return {"C": self.C, "alpha": self.alpha, "seed": self.seed}
+
+    def save(self, folder: str | Path) -> None:
+        """What predicting needs: coef_ (r folded in), intercept_, classes_; the settings for the record."""
+        save_state(folder, type(self).__name__, self.get_params(),
+                    {"coef_": self.coef_, "intercept_": self.intercept_, "classes_": self.classes_})
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "_NBLinear":
+        name, params, arrays = load_state(folder)
+        kinds = {k.__name__: k for k in (NBLogisticRegression, NBSVM)}
+        if name not in kinds or (cls is not _NBLinear and kinds[name] is not cls):
+            raise BaselineError(f"{folder}: holds a {name}, not a {cls.__name__}")
+        model = kinds[name](**params)
+        model.coef_, model.intercept_, model.classes_ = arrays["coef_"], arrays["intercept_"], arrays["classes_"]
+        return model
+
 
 class NBLogisticRegression(_NBLinear):
     def _fit_binary(self, Xr, target):
@@ -159,6 +200,9 @@ class NBSVM(_NBLinear):
             raise BaselineError(f"beta must be in [0, 1] (got {beta})")
         super().__init__(C, alpha, seed)
         self.beta = beta
+
+    def get_params(self) -> dict:
+        return {**super().get_params(), "beta": self.beta}
 
     def _fit_binary(self, Xr, target):
         model = LinearSVC(C=self.C, dual=True, max_iter=5000, random_state=self.seed)
@@ -286,3 +330,70 @@ def select_C(fit: Callable[[object, np.ndarray, float], object], X_train, y_trai
                                           stratify=y_train if strata is None else strata)
     X_fit, X_val = take_rows(X_train, fit_rows), take_rows(X_train, val_rows)
     return evaluation.select(grid, lambda C: np.mean(fit(X_fit, y_train[fit_rows], C).predict(X_val) == y_train[val_rows]))
+
+
+# ---------------------------------------------------------------------------------------------
+# saving as plain data
+
+ESTIMATOR_JSON, ESTIMATOR_NPZ = "estimator.json", "estimator.npz"
+
+
+def save_state(folder: str | Path, kind: str, params: dict, arrays: Mapping[str, np.ndarray]) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, a in arrays.items():
+        if np.asarray(a).dtype == object:  # would need code to run to read back
+            raise BaselineError(f"{name}: an object array cannot be saved as plain data")
+    with atomic_path(folder / ESTIMATOR_NPZ) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+    write_json({"estimator": kind, "params": params}, folder / ESTIMATOR_JSON)
+
+
+def load_state(folder: str | Path) -> tuple[str, dict, dict[str, np.ndarray]]:
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / ESTIMATOR_JSON).read_text(encoding="utf-8"))
+        with np.load(folder / ESTIMATOR_NPZ, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        return meta["estimator"], meta["params"], arrays
+    except (OSError, KeyError, ValueError) as exc:
+        raise BaselineError(f"{folder}: not a saved estimator ({exc.__class__.__name__}: {exc})") from None
+
+
+def logreg_state(model: LogisticRegression) -> dict[str, np.ndarray]:
+    """A fitted LogisticRegression's learned arrays: all `predict_proba` reads."""
+    return {"coef_": model.coef_, "intercept_": model.intercept_, "classes_": model.classes_}
+
+
+def logreg_from_state(arrays: Mapping[str, np.ndarray], **params) -> LogisticRegression:
+    """A LogisticRegression that predicts as the one `logreg_state` described (not refitted)."""
+    model = LogisticRegression(**params)
+    model.coef_, model.intercept_ = np.asarray(arrays["coef_"]), np.asarray(arrays["intercept_"])
+    model.classes_ = np.asarray(arrays["classes_"])
+    model.n_features_in_ = model.coef_.shape[1]
+    model.n_iter_ = np.zeros(1, dtype=np.int32)
+    return model
+
+
+def save_estimator(model, folder: str | Path) -> None:
+    """An NB-LR / NBSVM model or `fit_dense_logreg`'s pipeline (StandardScaler's mean_/scale_, then the
+    logistic regression's coef_/intercept_/classes_)."""
+    if isinstance(model, _NBLinear):
+        return model.save(folder)
+    scaler, logreg = model[0], model[-1]
+    if not (isinstance(model, Pipeline) and isinstance(scaler, StandardScaler) and isinstance(logreg, LogisticRegression)):
+        raise BaselineError(f"cannot save a {type(model).__name__}: not a baseline of this module")
+    save_state(folder, "dense_logreg", {"C": float(logreg.C)},
+                {"mean_": scaler.mean_, "scale_": scaler.scale_, "var_": scaler.var_, **logreg_state(logreg)})
+
+
+def load_estimator(folder: str | Path):
+    """What `save_estimator` wrote, ready to predict_proba."""
+    kind, params, arrays = load_state(folder)
+    if kind != "dense_logreg":
+        return _NBLinear.load(folder)
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_, scaler.var_ = arrays["mean_"], arrays["scale_"], arrays["var_"]
+    scaler.n_features_in_ = len(scaler.mean_)
+    scaler.n_samples_seen_ = 0
+    return make_pipeline(scaler, logreg_from_state(arrays, C=params.get("C", 1.0)))

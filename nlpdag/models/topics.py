@@ -12,6 +12,8 @@ has NMF's form x ~ h W with an encoder that computes h. W is kept non-negative b
 every Adam step: clamped at zero, rows rescaled to unit length), starts from n_topics random training
 documents (seeded, as k-means starts), and topic k is read off row k of W: its `top_words` largest weights.
 It trains on the full-batch-free sparse rows: the squared error is expanded over the non-zeros.
+It has no validation set (a fixed number of epochs; coherence is judged on held-out documents once
+trained), so its epochs log and record train_loss only, never a val_loss.
 NMF: same number of topics, Frobenius loss (the same squared error), `nndsvda` initialisation, seeded.
 
 Metrics (`reports/metrics/topics.json`, {model: {coherence, reconstruction_mse}}):
@@ -41,13 +43,14 @@ from threadpoolctl import threadpool_limits
 from nlpdag.models.autoencoders import ProjectTopics, TopicAutoEncoder, train, transform
 from nlpdag.training.trainer import TrainerConfig
 from nlpdag.errors import StageError
-from nlpdag.io.tables import read_table, write_json, write_table
+from nlpdag.io.tables import read_table, write_table
 from nlpdag.config.base import StageParams
 from nlpdag.config.topics import TopicsParams
 from nlpdag.io.vectors import Timer
 from nlpdag.catalog.ingest import CORPUS
 from nlpdag.catalog.bow import TFIDF
-from nlpdag.catalog.topics import TOPICS, TOPICS_METRICS
+from nlpdag.catalog.topics import TOPICS, TOPICS_METRICS, TOPICS_SCORES
+from nlpdag.evaluation.headline import topics_headline, write_scores
 from nlpdag.catalog.tokenise import VOCAB
 from nlpdag.training.progress import DVCLiveLogger
 from nlpdag.training.progress import live
@@ -205,7 +208,7 @@ def run_on(params: StageParams, device: torch.device) -> dict:
         print(f"topics: {model:<11} held-out NPMI {metrics[model]['coherence']}  "
               f"mse {metrics[model]['reconstruction_mse']:.4g}  {timer.seconds:.1f} s", flush=True)
     write_table(pd.concat(frames, ignore_index=True), TOPICS)
-    write_json(metrics, TOPICS_METRICS)
+    write_scores(metrics, TOPICS_SCORES, TOPICS_METRICS, topics_headline(metrics))
     print(f"topics: {matrix.shape[0]} training documents x {matrix.shape[1]} words, {config.n_topics} topics")
     return metrics
 

@@ -1,7 +1,7 @@
 """Stage `report`: reports/index.html, one self-contained page (plotly.js and every chart inline, nothing
 fetched when it opens), and static PNGs of the t-SNE maps in reports/figures/.
 
-Sections (stable ids, report_html.SECTIONS): corpus, embeddings, reduction, classifiers, curves,
+Sections (stable ids, page.SECTIONS): summary (the verdict, first), corpus, embeddings, reduction, classifiers, curves,
 confusion, tsne, neighbours, attention. An input that a stage has not produced yet shows as
 "not available: <file>"; an unknown method or model named in the `report` params is an error.
 """
@@ -20,18 +20,19 @@ from nlpdag.report import charts as charts
 from nlpdag.report import page as h
 from nlpdag.report import views
 from nlpdag.report.claims import check_claims
+from nlpdag.report.summary import summary_section
 from nlpdag.errors import StageError
 from nlpdag.io.tables import atomic_path, read_frame
 from nlpdag.config.base import StageParams
 from nlpdag.config.report import ReportParams
 from nlpdag.catalog.tsne import TSNE_DIR, TSNE_DOCS, TSNE_WORDS
-from nlpdag.catalog.cooccur import COOCCUR_METRICS
-from nlpdag.catalog.evaluate import EMBEDDINGS_METRICS, NEIGHBOURS
-from nlpdag.catalog.ingest import INGEST_METRICS, LABELS
-from nlpdag.catalog.tokenise import TOKENISE_METRICS
-from nlpdag.catalog.topics import TOPICS, TOPICS_METRICS
-from nlpdag.catalog.reduce import check_methods, REDUCE_LOSS, REDUCE_METRICS
-from nlpdag.catalog.classify import ATTENTION, CLASSIFY_METRICS, CONFUSION_DIR, CURVES_DIR, SUMMARY, TREES
+from nlpdag.catalog.cooccur import COOCCUR_SCORES
+from nlpdag.catalog.evaluate import EMBEDDINGS_SCORES, NEIGHBOURS
+from nlpdag.catalog.ingest import INGEST_SCORES, LABELS
+from nlpdag.catalog.tokenise import TOKENISE_SCORES
+from nlpdag.catalog.topics import TOPICS, TOPICS_SCORES
+from nlpdag.catalog.reduce import check_methods, REDUCE_LOSS, REDUCE_SCORES
+from nlpdag.catalog.classify import ATTENTION, CLASSIFY_SCORES, CONFUSION_DIR, CURVES_DIR, SUMMARY, TREES
 from nlpdag.catalog.report import FIGURES, INDEX
 from nlpdag.catalog.embeddings import TRAIN_DIR
 
@@ -89,7 +90,7 @@ def check_params(params: ReportParams, classify: dict | None, attention: list | 
             unknown = [n for n in names if n not in models]
             if unknown:
                 raise StageError(f"params.yaml: {key}: unknown model {unknown[0]!r}; "
-                                 f"models in {CLASSIFY_METRICS}: {', '.join(sorted(models))}")
+                                 f"models in {CLASSIFY_SCORES}: {', '.join(sorted(models))}")
     if attention is not None and params.attention_model and \
             params.attention_model not in {e.get("model") for e in attention}:
         raise StageError(f"params.yaml: report.attention_model: {params.attention_model!r} has no attention "
@@ -145,7 +146,7 @@ def build(params: ReportParams, probes: Sequence[str], root: Path = Path("."),
           tsne_dir: Path | None = None) -> tuple[str, pd.DataFrame, pd.DataFrame, list[str]]:
     """(the page's HTML, t-SNE words, t-SNE docs, labels) from the inputs under `root`."""
     inp = Inputs(Path(root))
-    classify, summary = inp.json(CLASSIFY_METRICS), inp.json(SUMMARY)
+    classify, summary = inp.json(CLASSIFY_SCORES), inp.json(SUMMARY)
     attention = inp.json(ATTENTION)
     check_params(params, classify, attention)
     classify_missing = inp.take_missing()
@@ -154,15 +155,19 @@ def build(params: ReportParams, probes: Sequence[str], root: Path = Path("."),
     inp.take_missing()
 
     sections = []
-    ingest, tokenise, cooccur = (inp.json(str(p)) for p in (INGEST_METRICS, TOKENISE_METRICS, COOCCUR_METRICS))
+    ingest, tokenise, cooccur = (inp.json(str(p)) for p in (INGEST_SCORES, TOKENISE_SCORES, COOCCUR_SCORES))
     sections.append(h.corpus_section(ingest, tokenise, cooccur, inp.take_missing()))
-    embeddings = inp.json(str(EMBEDDINGS_METRICS))
+    embeddings = inp.json(str(EMBEDDINGS_SCORES))
     sections.append(h.embeddings_section(embeddings, (inp.take_missing() or [None])[0]))
-    reduce, topics = inp.json(str(REDUCE_METRICS)), inp.json(str(TOPICS_METRICS))
+    reduce, topics = inp.json(str(REDUCE_SCORES)), inp.json(str(TOPICS_SCORES))
     words_of_topics = topic_words(inp.parquet(TOPICS))
     sections.append(h.reduction_section(reduce, topics, words_of_topics, inp.take_missing()))
     sections.append(h.classifiers_section(classify, summary, [m for m in classify_missing if m != ATTENTION]))
-    sections.append(h.claims_section(check_claims(embeddings, tokenise, reduce, classify, summary)))
+    claims = check_claims(embeddings, tokenise, reduce, classify, summary)
+    sections.append(h.claims_section(claims))
+    # The verdict leads the page: a newcomer reads it before any table.
+    sections.insert(0, summary_section((classify or {}).get("models"), summary, claims,
+                                       [m for m in classify_missing if str(m) == str(SUMMARY)]))
 
     models = (classify or {}).get("models", {})
     curves = {}

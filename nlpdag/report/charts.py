@@ -14,7 +14,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from nlpdag.names import human, human_source
+
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+SPLITS = {"train": "training", "val": "validation"}
 LABEL_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 
@@ -55,16 +58,18 @@ def curve_figures(curves: dict[str, pd.DataFrame], train_losses: dict[str, list[
     out = []
     if curves:
         for metric, title in (("loss", "Classifiers: loss"), ("accuracy", "Classifiers: accuracy")):
-            series = [(f"{name} {split}", c["epoch"], c[f"{split}_{metric}"], "solid" if split == "train" else "dash")
-                      for name, c in curves.items() for split in ("train", "val") if f"{split}_{metric}" in c]
+            series = [(f"{human(name)}, {SPLITS[split]}", c["epoch"], c[f"{split}_{metric}"],
+                       "solid" if split == "train" else "dash")
+                      for name, c in curves.items() for split in SPLITS if f"{split}_{metric}" in c]
             out.append((title, to_div(line_figure(series, "epoch", metric), f"curve-classify-{metric}")))
     losses = {m: l for m, l in train_losses.items() if l and l[0]}
     if losses:
-        series = [(m, range(1, len(l) + 1), [v / l[0] for v in l], "solid") for m, l in losses.items()]
+        series = [(human(m), range(1, len(l) + 1), [v / l[0] for v in l], "solid") for m, l in losses.items()]
         out.append(("Embeddings: training loss / first epoch's",
                     to_div(line_figure(series, "epoch", "relative loss"), "curve-embeddings")))
     if reduce_loss is not None and not reduce_loss.empty:
-        series = [(name, g["epoch"], g["val_loss"], "solid") for name, g in reduce_loss.groupby("model", sort=False)]
+        series = [(human(name), g["epoch"], g["val_loss"], "solid")
+                  for name, g in reduce_loss.groupby("model", sort=False)]
         out.append(("Auto-encoders: validation reconstruction loss",
                     to_div(line_figure(series, "epoch", "MSE", log_y=True), "curve-reduce")))
     return out
@@ -112,7 +117,7 @@ def word_map_figure(frame: pd.DataFrame, method: str, probes: Sequence[str] = ()
     leaning = frame["leaning"] if "leaning" in frame else [None] * len(frame)
     polarity = frame["polarity"] if "polarity" in frame else [None] * len(frame)
     fig = go.Figure(go.Scatter(
-        x=frame["x"], y=frame["y"], mode="markers", name=method,
+        x=frame["x"], y=frame["y"], mode="markers", name=human(method),
         marker=dict(size=5, color=colour, **scale, colorbar=dict(title=title, thickness=10), opacity=0.85),
         hovertext=[f"<b>{_esc(t)}</b><br>frequency rank {r + 1}"
                    + (f"<br>leans to {_esc(str(lean))} (r = {pol:+.2f})" if lean is not None else "")
@@ -135,12 +140,12 @@ def doc_map_figure(frame: pd.DataFrame, labels: Sequence[str]):
         colour = LABEL_COLOURS[k % len(LABEL_COLOURS)]
         rows = frame[frame["label"] == label]
         wrong = rows["correct"].eq(False).fillna(False).to_numpy(dtype=bool) if "correct" in rows else np.zeros(len(rows), bool)
-        for part, name, symbol, size in ((rows[~wrong], f"label {label}", "circle", 5),
-                                         (rows[wrong], f"label {label}, misclassified", "x", 7)):
+        for part, name, symbol, size in ((rows[~wrong], str(label), "circle", 5),
+                                         (rows[wrong], f"{label}, misclassified", "x", 7)):
             if part.empty:
                 continue
             hover = [f"<b>label {_esc(l)}</b> · predicted {_esc(p) if isinstance(p, str) else '–'}"
-                     f" · {_esc(s)}<br>{_wrap(t)}"
+                     f" · {_esc(human_source(s))}<br>{_wrap(t)}"
                      for l, p, s, t in zip(part["label"], part["predicted"], part["source"], part["snippet"])]
             fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="markers", name=name, hovertext=hover,
                                      hoverinfo="text", marker=dict(size=size, color=colour, symbol=symbol,
@@ -158,20 +163,29 @@ def map_names(words: pd.DataFrame, docs: pd.DataFrame) -> list[tuple[str, str, s
     return out
 
 
+def doc_map_name(vectors: str, model: str | None) -> str:
+    """A document map's vectors in words: Doc2Vec's by the method, `classify` by the classifier whose
+    pooled states they are."""
+    if vectors == "classify":
+        return f"{human(model)}, pooled states" if model else "the classifier's pooled states"
+    return human(vectors)
+
+
 def tsne_figures(words: pd.DataFrame, docs: pd.DataFrame, labels: Sequence[str],
                  probes: Sequence[str] = ()) -> list[tuple[str, str]]:
     out = []
     for kind, name, stem in map_names(words, docs):
         if kind == "words":
             fig = word_map_figure(words[words["method"] == name], name, probes, labels)
-            title = f"Words: {name} ({(words['method'] == name).sum():,} most frequent)"
+            title = f"Words: {human(name)} ({(words['method'] == name).sum():,} most frequent)"
         else:
             part = docs[docs["vectors"] == name]
             fig = doc_map_figure(part, labels)
             model = part["model"].dropna().iloc[0] if part["model"].notna().any() else None
             wrong = int(part["correct"].eq(False).sum())
-            title = f"Documents: {name} ({len(part):,} test documents" + \
-                    (f"; × = misclassified by {model}: {wrong:,})" if model else ")")
+            title = f"Documents: {doc_map_name(name, model)} ({len(part):,} test documents" + \
+                    (f"; × = misclassified by {'it' if name == 'classify' else human(model)}: {wrong:,})"
+                     if model else ")")
         out.append((title, to_div(fig, f"tsne-{stem}")))
     return out
 
@@ -198,19 +212,22 @@ def write_pngs(words: pd.DataFrame, docs: pd.DataFrame, labels: Sequence[str], f
             fig.colorbar(points, ax=ax, shrink=0.6).set_label(title.replace("<br>", " "))
             for _, row in labelled_words(part, probes).iterrows():
                 ax.annotate(row["token"], (row["x"], row["y"]), fontsize=8, alpha=0.9)
-            ax.set_title(f"t-SNE of {name} word vectors ({len(part):,} most frequent words)")
+            ax.set_title("\n".join(textwrap.wrap(f"t-SNE of {human(name)} word vectors ({len(part):,} most "
+                                                  "frequent words)", 70)))
         else:
             part = docs[docs["vectors"] == name]
             for k, label in enumerate(labels):
                 rows = part[part["label"] == label]
                 wrong = rows["correct"].eq(False).fillna(False).to_numpy(dtype=bool)
                 colour = LABEL_COLOURS[k % len(LABEL_COLOURS)]
-                ax.scatter(rows["x"][~wrong], rows["y"][~wrong], s=5, color=colour, alpha=0.6, label=f"label {label}")
+                ax.scatter(rows["x"][~wrong], rows["y"][~wrong], s=5, color=colour, alpha=0.6, label=str(label))
                 if wrong.any():
                     ax.scatter(rows["x"][wrong], rows["y"][wrong], s=14, color=colour, marker="x",
-                               label=f"label {label}, misclassified")
+                               label=f"{label}, misclassified")
             ax.legend(loc="best", fontsize=8, markerscale=2)
-            ax.set_title(f"t-SNE of {name} document vectors ({len(part):,} test documents)")
+            model = part["model"].dropna().iloc[0] if part["model"].notna().any() else None
+            ax.set_title("\n".join(textwrap.wrap(f"t-SNE of {doc_map_name(name, model)} document vectors "
+                                                  f"({len(part):,} test documents)", 70)))
         ax.set_xticks([])
         ax.set_yticks([])
         fig.tight_layout()

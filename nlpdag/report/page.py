@@ -9,7 +9,9 @@ import html
 import math
 from typing import Iterable, Sequence
 
-SECTIONS = {"corpus": "Corpus", "embeddings": "Embedding evaluation", "reduction": "Reduction and topics",
+from nlpdag.names import REDUCER_NAMES, human, human_source
+
+SECTIONS = {"summary": "Summary", "corpus": "Corpus", "embeddings": "Embedding evaluation", "reduction": "Reduction and topics",
             "classifiers": "Classifiers", "claims": "The course's claims, checked on this corpus", "curves": "Training curves", "confusion": "Confusion matrices",
             "tsne": "t-SNE maps", "neighbours": "Nearest neighbours", "attention": "Attention",
             "trees": "Recursive nets"}
@@ -17,6 +19,8 @@ SECTIONS = {"corpus": "Corpus", "embeddings": "Embedding evaluation", "reduction
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222}
 nav a{margin-right:1em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+h1{margin:.3em 0 .1em} #summary h2{margin-top:.8em} #summary ul{margin:.3em 0} .tight{margin-bottom:0}
+td .id{display:block;overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em} th,td{border:1px solid #ddd;padding:.25em .6em}
 th{background:#f4f4f4;text-align:left} td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.best{font-weight:bold;background:#e6f4ea} .note{color:#a33;font-style:italic}
@@ -35,13 +39,11 @@ def esc(value: object) -> str:
 
 
 def named(name: str, suffix: str = "") -> Markup:
-    """A row's human name (nlpdag/report/claims.py) with its id in small print."""
-    from nlpdag.names import human
-
+    """A row's human name (nlpdag/names.py) with its id in small print."""
     title = human(name)
     if title == name:
         return Markup(esc(name) + esc(suffix))
-    return Markup(f'{esc(title)}{esc(suffix)} <span class="small">{esc(name)}</span>')
+    return Markup(f'{esc(title)}{esc(suffix)} <span class="small id">{esc(name)}</span>')
 
 
 def fmt(value: object, digits: int = 4) -> str:
@@ -66,7 +68,8 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[object]], best: dict[i
     rows = [list(r) for r in rows]
     marks: dict[tuple[int, int], bool] = {}
     for col, how in (best or {}).items():
-        values = [(i, r[col]) for i, r in enumerate(rows) if isinstance(r[col], (int, float)) and r[col] == r[col]]
+        values = [(i, r[col]) for i, r in enumerate(rows)
+                  if isinstance(r[col], (int, float)) and not isinstance(r[col], bool) and r[col] == r[col]]
         if values:
             target = (max if how == "max" else min)(v for _, v in values)
             marks.update({(i, col): True for i, v in values if v == target})
@@ -100,8 +103,9 @@ def corpus_section(ingest: dict | None, tokenise: dict | None, cooccur: dict | N
             counts = ingest.get(key) or {}
             if counts:
                 total = sum(counts.values())
+                show = human_source if key == "sources" else str
                 parts.append(table([title, "documents", "share"],
-                                   [(k, v, round(v / total, 4)) for k, v in counts.items()]))
+                                   [(show(k), v, round(v / total, 4)) for k, v in counts.items()]))
     if tokenise:
         parts.append(table(["tokens", "training tokens", "vocabulary", "test token coverage"],
                            [(tokenise.get("tokens"), tokenise.get("train_tokens"), tokenise.get("vocab_size"),
@@ -133,8 +137,6 @@ REDUCE_SCORES = [("analogy_accuracy", "analogy acc."), ("wordsim353_spearman", "
 
 
 def named_text(name: str) -> str:
-    from nlpdag.names import human
-
     return human(name)
 
 
@@ -156,11 +158,13 @@ def reduction_section(reduce: dict | None, topics: dict | None, topic_words: dic
         for method, by_reducer in reduce.items():
             rows = []
             for reducer, scores in by_reducer.items():
-                row = [reducer] + [scores.get(k) for k, _ in REDUCE_SCORES[:3]]
-                if reducer not in ("none", "pca"):
-                    beats = [k for k, _ in REDUCE_SCORES[:3]
-                             if all(_above(scores.get(k), by_reducer.get(ref, {}).get(k)) for ref in ("none", "pca"))]
-                    row[0] = reducer + (" ▲" if beats else "")
+                row = [scores.get(k) for k, _ in REDUCE_SCORES[:3]]
+                beats = reducer not in ("none", "pca") and any(
+                    all(_above(scores.get(k), by_reducer.get(ref, {}).get(k)) for ref in ("none", "pca"))
+                    for k, _ in REDUCE_SCORES[:3])
+                title = REDUCER_NAMES.get(reducer, reducer)
+                row.insert(0, Markup(f'{esc(title)}{" ▲" if beats else ""} <span class="small id">{esc(reducer)}</span>'
+                                     if title != reducer else esc(reducer) + (" ▲" if beats else "")))
                 rows.append(row + [scores.get("reconstruction_mse")])
             parts.append(table(["reducer"] + [t for _, t in REDUCE_SCORES], rows,
                                best={1: "max", 2: "max", 3: "max"}, caption=f"{named_text(method)} ({method})"))
@@ -186,9 +190,12 @@ def _ci(interval: Sequence[float] | None) -> str | None:
 def _metric_cells(m: dict, sources: Sequence[str]) -> list:
     cells = [m.get("kind", ""), m.get("accuracy"), _ci(m.get("accuracy_ci")), m.get("macro_f1"),
              _ci(m.get("macro_f1_ci")), m.get("roc_auc")]
-    cells += [m.get("by_source", {}).get(s, {}).get("accuracy") for s in sources]
-    return cells + [_short_trained_on(m.get("trained_on")), m.get("train_seconds"), m.get("representation_seconds"),
-                    m.get("tokens_per_second")]
+    return cells + [m.get("by_source", {}).get(s, {}).get("accuracy") for s in sources]
+
+
+def _cost_cells(m: dict) -> list:
+    return [_short_trained_on(m.get("trained_on")), m.get("train_seconds"), m.get("representation_seconds"),
+            m.get("tokens_per_second")]
 
 
 def _short_trained_on(text: str | None) -> str | None:
@@ -202,66 +209,50 @@ def _short_trained_on(text: str | None) -> str | None:
     return "train (C chosen on validation)" if "C chosen" in text else text
 
 
-def verdicts(models: dict, summary: dict) -> list[str]:
-    """One plain sentence per scope (overall and each source): a winner only where an exact McNemar
-    test separates the most accurate row from the runner-up at 5%, else who it is tied with."""
+def comparisons(summary: dict) -> list[str]:
+    """The lines under the verdict (nlpdag/report/summary.py): the best neural row against the best
+    baseline per scope, and the model chosen on the validation slice."""
     lines = []
-    best_of = summary.get("best") or summary.get("winner", {})
-    for key, best in best_of.items():
-        if best is None:
-            continue
-        scope = "Overall" if key == "overall" else f"On {key}"
-
-        def acc(name: str | None) -> float | None:
-            m = models.get(name or "", {})
-            return m.get("accuracy") if key == "overall" else m.get("by_source", {}).get(key, {}).get("accuracy")
-
-        winner = summary.get("winner", {}).get(key)
-        tied = summary.get("tied_with", {}).get(key) or []
-        p = summary.get("p_value", {}).get(key)
-        if winner:
-            text = (f"{scope}, the winner is <b>{esc(winner)}</b> (accuracy {fmt(acc(winner))}): McNemar's test "
-                    f"against the runner-up {esc(summary.get('runner_up', {}).get(key) or '')} gives p = {fmt(p)}")
-        else:
-            shown = ", ".join(esc(t) for t in tied[:4]) + (f" and {len(tied) - 4} more" if len(tied) > 4 else "")
-            text = (f"{scope}, no winner: the most accurate row, <b>{esc(best)}</b> ({fmt(acc(best))}), is "
-                    f"<b>tied with</b> {shown} (McNemar p = {fmt(p)} against the runner-up; 5% needed)")
-        base = summary.get("best_baseline", {}).get(key)
-        if base and base != best:
-            text += f"; the best baseline is {esc(base)} ({fmt(acc(base))})"
-        lines.append(text + ".")
     versus = [(key, v) for key, v in (summary.get("neural_vs_baseline") or {}).items() if v]
     if versus:
         lines.append("The best row with a neural component against the best baseline (exact McNemar test): " + "; ".join(
-            f"{key}: {esc(v['row'])} {100 * v['gain']:+.1f} pts over "
-            f"{esc(v['baseline'])}, p = {fmt(v['p_value'])} ({'significant' if v['significant'] else 'not significant'})"
-            for key, v in versus) + ".")
+            f"{esc('overall' if key == 'overall' else human_source(key))}: {esc(human(v['row']))} "
+            f"{100 * v['gain']:+.1f} pts over {esc(human(v['baseline']))}, p = {fmt(v['p_value'])} "
+            f"({'significant' if v['significant'] else 'not significant'})" for key, v in versus) + ".")
     chosen = (summary.get("best_neural") or {}).get("overall")
     if chosen:
         lines.append(f"Chosen on the validation slice (the default of <code>nlpdag predict</code>, the t-SNE "
-                     f"classifier map and the attention panel): <b>{esc(chosen)}</b>.")
+                     f"classifier map and the attention panel): <b>{esc(human(chosen))}</b>.")
     return lines
 
 
 def classifiers_section(metrics: dict | None, summary: dict | None, missing: Sequence[str] = ()) -> str:
+    """Two tables that each fit a 1,400-pixel window: the scores (overall, intervals, per source), then
+    how each row was trained and what it cost. The verdict itself leads the page (summary section)."""
     parts = [unavailable(m) for m in missing]
     if metrics:
         models = metrics.get("models", {})
         sources = (summary or {}).get("sources") or sorted({s for m in models.values() for s in m.get("by_source", {})})
         if summary:
-            parts.append("<ul>" + "".join(f"<li>{line}</li>" for line in verdicts(models, summary)) + "</ul>")
+            lines = ['The verdict per source is in the <a href="#summary">summary</a> at the top.',
+                     *comparisons(summary)]
+            parts.append("<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>")
         order = sorted(models, key=lambda n: (-(models[n].get("accuracy") or 0), n))
-        columns = ["model", "kind", "accuracy", "95% CI", "macro F1", "95% CI", "ROC AUC"] + \
-                  [f"acc. {s}" for s in sources] + ["trained on", "train s", "representation s", "tokens/s"]
+        columns = ["model", "kind", "accuracy", "accuracy 95% CI", "macro F1", "macro F1 95% CI", "ROC AUC"] + \
+                  [f"accuracy on {human_source(s)}" for s in sources]
         best = {i: "max" for i in (2, 4, 6, *range(7, 7 + len(sources)))}
-        rows = [[named(n, " †" if models[n].get("transductive") else "")] + _metric_cells(models[n], sources) for n in order]
-        parts.append(table(columns, rows, best))
+        names = {n: named(n, " †" if models[n].get("transductive") else "") for n in order}
+        parts.append(table(columns, [[names[n]] + _metric_cells(models[n], sources) for n in order], best))
         parts.append('<p class="small">Intervals: 95% bootstrap over the test documents (1,000 resamples, '
                      'seeded). † saw the test texts (never their labels) while learning its representation: '
                      'Doc2Vec with <code>doc2vec.train_on_all</code>, transductive; set it to false for the '
-                     'inductive protocol (<code>infer_vector</code>). "train s": features, choosing C on the '
-                     'validation slice and fitting, the same for every row; "representation s": training the '
-                     'word or document vectors it uses, apart.</p>')
+                     'inductive protocol (<code>infer_vector</code>).</p>')
+        parts.append(table(["model", "trained on", "train s", "representation s", "tokens/s"],
+                           [[names[n]] + _cost_cells(models[n]) for n in order], {2: "min", 4: "max"},
+                           caption="How each row was trained, and its cost"))
+        parts.append('<p class="small">"train s": features, choosing C on the validation slice and fitting, the '
+                     'same for every row; "representation s": training the word or document vectors it uses, '
+                     'apart.</p>')
         parts += [ensemble_table(n, models[n]["ensemble"]) for n in order if models[n].get("ensemble")]
     return section("classifiers", "\n".join(parts))
 
@@ -287,11 +278,12 @@ def claims_section(claims: Sequence) -> str:
         colour = VERDICT_COLOURS.get(c.verdict, "#222")
         how = f'<br><span class="small">measure it: <code>{esc(c.how)}</code></span>' if c.how else ""
         rows.append(f"<tr><td>{esc(c.claim)}</td><td>{esc(c.measurement)}{how}</td>"
-                    f'<td style="color:{colour};font-weight:bold">{esc(c.verdict)}</td></tr>')
+                    f'<td style="color:{colour};font-weight:bold;white-space:nowrap">{esc(c.verdict)}</td></tr>')
     intro = ('<p class="small">Each claim against this run\'s own numbers. <b>supported</b> / <b>contradicted</b>: '
              'the 95% intervals do not overlap (Wilson for analogy accuracies, bootstrap for classifiers) or a '
-             'clear timing ratio; <b>inconclusive</b>: they overlap, or the run cannot separate the cases; '
-             '<b>not measured</b>: the run lacks the comparison, and the command that makes it is given.</p>')
+             'timing ratio outside 0.8-1.25 with both runs of 1 s or more; <b>inconclusive</b>: they overlap, or the run cannot separate the cases; '
+             '<b>not measured</b>: the run lacks the comparison, or its numbers are too few or too close to '
+             'tell from noise (a null score, a short or near-equal timing); the command that measures it is given.</p>')
     return section("claims", intro + "<table><thead><tr><th>claim</th><th>measurement</th><th>verdict</th></tr>"
                                      "</thead><tbody>" + "".join(rows) + "</tbody></table>")
 
@@ -310,7 +302,7 @@ def confusion_table(name: str, labels: Sequence[str], counts: dict[tuple[str, st
             cells.append(f'<td class="num" style="background:rgba({colour},{share * 0.6:.3f})">{n:,} '
                          f'<span class="small">({share:.1%})</span></td>')
         rows.append(f"<tr><th>actual {esc(a)}</th>{''.join(cells)}</tr>")
-    return (f"<table><caption>{esc(name)}</caption><thead><tr><th></th>{head}</tr></thead>"
+    return (f"<table><caption>{named(name)}</caption><thead><tr><th></th>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
@@ -342,7 +334,7 @@ def neighbours_section(neighbours: dict | None, probes: Sequence[str], methods: 
             row.append(", ".join(w for w, _ in found[:n]) if found else "(not in vocabulary)")
         rows.append(row)
     note = f'<p class="small">The {n} nearest words (cosine) of each probe word (evaluate.probe_words).</p>'
-    return section("neighbours", note + table(["probe"] + shown, rows))
+    return section("neighbours", note + table(["probe"] + [named(m) for m in shown], rows))
 
 
 def page(sections: Sequence[str], scripts: Sequence[str] = (), title: str = "nlpdag report",

@@ -1,10 +1,9 @@
-"""`nlpdag compare`: the key metrics of experiments or git revisions side by side, best marked.
+"""`nlpdag compare`: what changed between experiments or git revisions, side by side, best marked.
 
 Pure functions turn `dvc exp show --json` (or metrics and params files read at revisions) into a
-table; the wiring at the end queries DVC and git. Key columns are found by the metrics files'
-structure, not their names, so a new stage's metrics show up when they follow the conventions:
-classifiers as {"models": {name: {accuracy, macro_f1, by_source: {...}}}}, embeddings as
-{method: {analogy_accuracy, ...}}, reductions one level deeper, topic models as {name: {coherence}}.
+table; the wiring at the end queries DVC and git. The metrics files hold headline numbers only
+(nlpdag/evaluation/headline.py), so every one of them can be a column; by default only the parameters
+and metrics that differ between the versions are shown, as `dvc exp show --only-changed` does.
 """
 from __future__ import annotations
 
@@ -19,9 +18,6 @@ import yaml
 
 # Lower is better for these (by substring of the metric name); everything else: higher is better.
 LOWER_IS_BETTER = ("mse", "loss", "seconds", "oov", "perplexity", "error")
-_CLASSIFIER = [("accuracy", "accuracy"), ("macro_f1", "macro F1")]
-_EMBEDDING = [("analogy_accuracy", "analogy"), ("wordsim353_spearman", "WS353 ρ"),
-              ("simlex999_spearman", "SimLex ρ")]
 
 
 class CompareError(RuntimeError):
@@ -68,68 +64,25 @@ def flatten(node: object, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def _best_of(candidates: dict[str, object], better: str) -> tuple[object, str] | None:
-    numbers = {name: v for name, v in candidates.items() if is_number(v)}
-    if not numbers:
-        return None
-    pick = (max if better == "max" else min)(numbers, key=numbers.get)
-    return numbers[pick], pick
-
-
-def key_metrics(metrics: dict[str, dict]) -> dict[Column, tuple[object, str]]:
-    """One version's metrics files -> its key columns, each (value, the model/method that made it)."""
-    out: dict[Column, tuple[object, str]] = {}
-    models: dict[str, dict] = {}
-    for path, data in metrics.items():
-        if not isinstance(data, dict):
-            continue
-        if isinstance(data.get("models"), dict):
-            for name, scores in data["models"].items():
-                if isinstance(scores, dict):  # the same name in two files: keep both apart
-                    models[name if name not in models else f"{Path(path).stem}/{name}"] = scores
-            continue
-        inner = [v for v in data.values() if isinstance(v, dict)]
-        if inner and all("analogy_accuracy" in v for v in inner):
-            for metric, label in _EMBEDDING:
-                if got := _best_of({m: s.get(metric) for m, s in data.items()}, direction(metric)):
-                    out[Column(f"embeddings:{metric}", f"best {label}", direction(metric))] = got
-        elif inner and all(isinstance(r, dict) and all(isinstance(s, dict) and "analogy_accuracy" in s
-                                                       for s in r.values()) for r in inner):
-            for metric, label in _EMBEDDING:
-                scores = {f"{m}/{r}": s.get(metric) for m, red in data.items()
-                          for r, s in red.items() if r != "none"}
-                if got := _best_of(scores, direction(metric)):
-                    out[Column(f"reduced:{metric}", f"reduced: best {label}", direction(metric))] = got
-        elif inner and all("coherence" in v for v in inner):
-            for name, scores in data.items():
-                if is_number(scores.get("coherence")):
-                    out[Column(f"coherence:{name}", f"coherence {name}", "max")] = (scores["coherence"], "")
-        elif is_number(data.get("docs")) and "train_docs" in data:
-            out[Column("docs", "docs", None)] = (data["docs"], "")
-    first = {c: v for c, v in out.items() if c.key == "docs"}
-    for metric, label in _CLASSIFIER:
-        if got := _best_of({m: s.get(metric) for m, s in models.items()}, "max"):
-            first[Column(f"classify:{metric}", f"best {label}", "max")] = got
-    sources = sorted({src for s in models.values() for src in (s.get("by_source") or {})})
-    for src in sources:
-        got = _best_of({m: (s.get("by_source") or {}).get(src, {}).get("accuracy") for m, s in models.items()}, "max")
-        if got:
-            first[Column(f"classify:accuracy:{src}", f"best accuracy {src}", "max")] = got
-    return first | out  # the headline first: corpus size, then the classifiers
-
-
-def matching_metrics(metrics: dict[str, dict], patterns: list[str]) -> dict[Column, tuple[object, str]]:
-    """Extra columns: every numeric metric whose "<file stem>.<path>" matches a glob pattern."""
+def headline_metrics(metrics: dict[str, dict]) -> dict[Column, tuple[object, str]]:
+    """One version's metrics files -> a column per number, "<file stem>.<path>" (the headline files of
+    nlpdag/evaluation/headline.py: a classifier row's accuracy, an embedding's WS353...)."""
     out: dict[Column, tuple[object, str]] = {}
     for path, data in metrics.items():
         for key, value in flatten(data, Path(path).stem).items():
-            if is_number(value) and any(fnmatch.fnmatchcase(key, p) for p in patterns):
+            if is_number(value) or value is None:
                 out[Column(f"metric:{key}", key, direction(key))] = (value, "")
     return out
 
 
-def build_table(versions: list[Version], patterns: list[str] | None = None) -> Table:
-    """Versions -> the table: changed parameters first (context), then key metrics, best marked."""
+def _differs(values: list[object]) -> bool:
+    return len({round(v, 6) if is_number(v) else json.dumps(v) for v in values}) > 1
+
+
+def build_table(versions: list[Version], patterns: list[str] | None = None, everything: bool = False) -> Table:
+    """Versions -> the table: the parameters that differ (context), then the metrics that differ, best
+    marked. Seconds differ on every run: shown only when a pattern asks (e.g. "*.seconds") or with
+    `everything` (every metric, changed or not)."""
     if len(versions) < 2:
         found = ", ".join(v.label for v in versions) or "none"
         raise CompareError(f"compare needs two versions or more, found {len(versions)} ({found}): "
@@ -143,12 +96,20 @@ def build_table(versions: list[Version], patterns: list[str] | None = None) -> T
             columns.append(Column(f"param:{key}", key, None))
             for v in versions:
                 cells[(v.label, f"param:{key}")] = (v.params.get(key), "")
+    found = {v.label: headline_metrics(v.metrics) for v in versions}
+    metric_columns: list[Column] = []
     for v in versions:
-        found = key_metrics(v.metrics) | matching_metrics(v.metrics, patterns or [])
-        for column, cell in found.items():
-            if column not in columns:
-                columns.append(column)
-            cells[(v.label, column.key)] = cell
+        for column in found[v.label]:
+            if column not in metric_columns:
+                metric_columns.append(column)
+    for column in metric_columns:
+        values = [found[v.label].get(column, (None, ""))[0] for v in versions]
+        name = column.label
+        asked = any(fnmatch.fnmatchcase(name, p) for p in patterns or [])
+        if asked or everything or (_differs(values) and not name.endswith("seconds")):
+            columns.append(column)
+            for v in versions:
+                cells[(v.label, column.key)] = found[v.label].get(column, (None, ""))
     best: dict[str, set[str]] = {}
     for column in columns:
         if column.better is None:
@@ -196,7 +157,10 @@ def render_text(table: Table, width: int = 100) -> str:
     lines = lay(text_grid(table))
     if max(map(len, lines)) > width:
         lines = lay(text_grid(table, transpose=True))
-    return "\n".join(lines + ["* best in its column (lower is better for losses, errors, seconds)"])
+    notes = ["* best in its column (lower is better for losses, errors, seconds)"]
+    if not any(c.key.startswith("metric:") for c in table.columns):
+        notes.append("no metric differs between these versions (--all shows every one)")
+    return "\n".join(lines + notes)
 
 
 def render_html(table: Table, title: str = "nlpdag compare") -> str:

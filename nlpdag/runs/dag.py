@@ -17,7 +17,13 @@ _EDGE = re.compile(r'^"([^"]+)" -> "([^"]+)";$')
 
 
 class PipelineError(RuntimeError):
-    """A DVC command failed; the message is the command's last error line."""
+    """A DVC command failed; the message is the command's last error line. `ours`: the line is a
+    stage's own `error:` report (bad input or parameters, or a library's error on them): running it
+    again cannot help, unlike a stage killed from outside (memory, a signal)."""
+
+    def __init__(self, message: str, ours: bool = False):
+        super().__init__(message)
+        self.ours = ours
 
 
 def find_root(start: str | Path | None = None) -> Path:
@@ -35,7 +41,8 @@ def find_root(start: str | Path | None = None) -> Path:
 
 def dvc_env() -> dict[str, str]:
     """The environment for DVC subprocesses: analytics off, this interpreter's venv first on PATH."""
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+    # NLPDAG_RESTORES: a failed stage's outputs are restored by the caller (flows/pipeline.py `restore`)
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", NLPDAG_RESTORES="1")
     bin_dir = str(Path(sys.executable).parent)
     if bin_dir not in env.get("PATH", "").split(os.pathsep):
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
@@ -60,7 +67,7 @@ class DvcCall:
             # A stage's own one-line message says more than DVC's "failed to reproduce" wrapper.
             ours = [l for l in lines if l.startswith("error:")]
             theirs = [l for l in lines if l.startswith("ERROR")]
-            raise PipelineError((ours or theirs or lines or [f"dvc {' '.join(self.args)} failed"])[-1])
+            raise PipelineError((ours or theirs or lines or [f"dvc {' '.join(self.args)} failed"])[-1], bool(ours))
         return out
 
 

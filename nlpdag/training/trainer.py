@@ -99,7 +99,7 @@ class Trainer:
     def __init__(self, model: nn.Module, config: TrainerConfig, callbacks: Sequence[object] = ()):
         self.model, self.config = model, config
         self.callbacks = list(callbacks)
-        self.history_: list[dict] = []   # per epoch: epoch, train_<stat>, val_<stat>, seconds, tokens_per_second
+        self.history_: list[dict] = []   # per epoch: epoch, train_<stat>, val_<stat> (with validation), seconds, tokens_per_second
         self.grad_norms_: list[float] = []
         self.best_epoch_ = 0             # the epoch whose weights the model ends with (early stopping moves it)
         self.tokens_per_second_ = math.nan
@@ -171,7 +171,8 @@ class Trainer:
             n, tokens = totals.pop("n"), totals.pop("tokens", None)
             row = {"epoch": self.epoch, **{f"train_{k}": float(v) / n for k, v in totals.items()}}
             self.has_validation = validate is not None
-            row |= validate(model) if validate is not None else {k.replace("train_", "val_"): math.nan for k in list(row)[1:]}
+            if validate is not None:  # none: no val_<stat> at all (a NaN column in every log line said nothing)
+                row |= validate(model)
             row["seconds"] = time.perf_counter() - start
             if tokens is not None:
                 row["tokens_per_second"] = int(tokens) / train_seconds
