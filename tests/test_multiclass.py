@@ -2,6 +2,7 @@
 outputs): ingest -> tokenise -> bow [-> word2vec, doc2vec] -> neural@<key> -> classify on 3- and 4-class
 corpora in CSV and folder form."""
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -144,3 +145,25 @@ def test_a_small_corpus_of_ones_own_gets_no_similarity_scores_from_noise(tmp_pat
         assert s["analogy_accuracy"] is None and s["analogy_questions"] < 100, (method, s)
         assert headline[method]["wordsim353"] is None and headline[method]["simlex999"] is None
         assert f"WS353 n/a ({s['wordsim353_pairs']} pairs)" in out
+
+    # ... and on through every later stage to the report: n/a is never bolded as a best score, the
+    # timing claim is not measured from fractions of a second, and the labels are the corpus's own.
+    later = {"bow": {"min_df": 1}, "reduce": {"dim": 8, "epochs": 3},
+             "topics": {"n_topics": 3, "max_features": 300, "epochs": 3},
+             "classify": {"models": {"bigru_mean": "gru-bi-mean@word2vec_skipgram"}, "hidden": 8, "epochs": 1,
+                          "baseline_methods": ["word2vec_skipgram"], "max_len": 40, "batch_size": 32, "device": "cpu"},
+             "tsne": {"words": 100, "docs": 40, "perplexity": 10.0, "n_iter": 100}}
+    for group, values in later.items():
+        params[group].update(values)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for args in (["stages.bow"], ["stages.reduce"], ["stages.topics"], ["stages.neural", "bigru_mean"],
+                 ["stages.classify"], ["stages.tsne"], ["stages.report"]):
+        stage(tmp_path, *args)
+    page = (tmp_path / "reports/index.html").read_text()
+    assert not re.search(r"<(b|strong)>\s*(n/a|nan|-)\s*</(b|strong)>", page)
+    timing = re.search(r"<td>CBOW trains faster than skip-gram</td><td>(.*?)</td>.*?>([a-z ]+)</td></tr>", page)
+    assert timing and timing.group(2) == "not measured", timing and timing.groups()
+    summary = page.index('id="summary"')
+    assert summary < page.index('id="corpus"') and "claims-tally" in page[summary:page.index('id="corpus"')]
+    labels = json.loads((tmp_path / "data/labels.json").read_text())
+    assert labels == sorted(TOPICS)[:3] and all(f"pred. {label}" in page for label in labels)
