@@ -115,6 +115,7 @@ def test_real_stages_on_a_multiclass_corpus(tmp_path, n_classes, form, embedding
     assert set(pred.filter(like="predicted").stack().unique()) <= set(range(n_classes))
 
 
+@pytest.mark.slow
 def test_a_small_corpus_of_ones_own_gets_no_similarity_scores_from_noise(tmp_path):
     """Issue 22's newcomer: 300 sentences in three classes of their own. Their vocabulary knows a
     handful of WordSim353 / SimLex-999 pairs, where a Spearman correlation is ±1 by luck: every
