@@ -128,9 +128,12 @@ def resolve(name: str | None, root: Path = Path(".")) -> tuple[str, str, str]:
             return row, kind, folder
     known = ", ".join(row if saved[row][0] == "row" else f"{row} (key {saved[row][1]})" for row in saved) or "none"
     why = not_servable_reason(name)
-    unserved = "; ".join(f"{k}{'*' if k.endswith('@') else ''}: {v}" for k, v in NOT_SERVABLE.items())
+    # Only the kinds this run could not save are worth a word (an older run's bow or doc2vec stage kept no model).
+    missing = {k: v for k, v in NOT_SERVABLE.items() if not any(row == k or (k.endswith("@") and row.startswith(k))
+                                                                for row in saved)}
+    unserved = "; ".join(f"{k}{'*' if k.endswith('@') else ''}: {v}" for k, v in missing.items())
     raise StageError(f"no such classifier {name!r}" + (f" ({why})" if why else "") +
-                     f"; saved: {known}; not servable: {unserved}")
+                     f"; saved: {known}" + (f"; not servable: {unserved}" if unserved else ""))
 
 
 def load_classifier(name: str | None = None, root: Path = Path(".")) -> Classifier:
