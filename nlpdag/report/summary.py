@@ -58,7 +58,8 @@ def verdicts(models: Mapping, summary: Mapping) -> list[str]:
         else:
             gap = "" if acc is None or runner_acc is None else f" differ by {100 * (acc - runner_acc):.1f} pts:"
             tied = (summary.get("tied_with") or {}).get(key) or []
-            more = f" {len(tied) - 1} more rows are tied with it too." if len(tied) > 1 else ""
+            others = len(tied) - 1
+            more = (f" {others} more row{'s are' if others > 1 else ' is'} tied with it too." if others > 0 else "")
             lines.append(f"{scope}: <b>tied</b>. The most accurate, <b>{esc(human(best))}</b> ({pct(acc)}), and the "
                          f"runner-up, {esc(human(runner))} ({pct(runner_acc)}),{gap or ' differ'} within what chance "
                          f"gives on {docs} (McNemar p = {p_text(p)}, above {ALPHA:g}).{more}")
