@@ -42,7 +42,7 @@ def run(params: StageParams, log=print) -> dict:
         results.append(ensemble_row(results, data, p.ensemble, p.ensemble_C, params.seed))
         log(f"classify: {results[-1].name}: accuracy {accuracy_on_test(results[-1], data):.4f}")
     summary = write_outputs(results, data, params.seed, keys={spec: key for key, spec in p.models.items()},
-                            tokenise=params.tokenise.model_dump() if hasattr(params, "tokenise") else None)
+                            tokenise=params.tokenise.model_dump())
     for key, name in summary["winner"].items():
         verdict = (f"winner {name}" if name else f"best {summary['best'][key]}, tied with "
                    f"{', '.join(summary['tied_with'][key])} (McNemar p {summary['p_value'][key]})")

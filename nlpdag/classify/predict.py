@@ -101,9 +101,9 @@ def available(root: Path = Path(".")) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _served(root: Path) -> dict:
+def _summary(root: Path) -> dict:
     summary = root / SUMMARY
-    return (read_json(summary).get("served") or {}) if summary.is_file() else {}
+    return read_json(summary) if summary.is_file() else {}
 
 
 def resolve(name: str | None, root: Path = Path(".")) -> tuple[str, str, str]:
@@ -111,10 +111,8 @@ def resolve(name: str | None, root: Path = Path(".")) -> tuple[str, str, str]:
     the last run serves (summary.json "served"), else its best neural model, else the first saved."""
     saved = available(root)
     if name is None:
-        summary = root / SUMMARY
-        wanted = _served(root).get("row")
-        if wanted is None and summary.is_file():
-            wanted = (read_json(summary).get("best_neural") or {}).get("overall")
+        summary = _summary(root)
+        wanted = (summary.get("served") or {}).get("row") or (summary.get("best_neural") or {}).get("overall")
         if wanted is not None and wanted not in saved:
             folder = root / (ROW_MODELS if wanted not in saved_models(root).values() else NEURAL_MODELS)
             raise StageError(f"{folder}: the served model {wanted!r} is missing ({_missing(folder, root)})")
@@ -129,8 +127,7 @@ def resolve(name: str | None, root: Path = Path(".")) -> tuple[str, str, str]:
     known = ", ".join(row if saved[row][0] == "row" else f"{row} (key {saved[row][1]})" for row in saved) or "none"
     why = not_servable_reason(name)
     # Only the kinds this run could not save are worth a word (an older run's bow or doc2vec stage kept no model).
-    missing = {k: v for k, v in NOT_SERVABLE.items() if not any(row == k or (k.endswith("@") and row.startswith(k))
-                                                                for row in saved)}
+    missing = {k: v for k, v in NOT_SERVABLE.items() if not any(not_servable_reason(row) == v for row in saved)}
     unserved = "; ".join(f"{k}{'*' if k.endswith('@') else ''}: {v}" for k, v in missing.items())
     raise StageError(f"no such classifier {name!r}" + (f" ({why})" if why else "") +
                      f"; saved: {known}" + (f"; not servable: {unserved}" if unserved else ""))
@@ -156,7 +153,7 @@ def load_classifier(name: str | None = None, root: Path = Path(".")) -> Classifi
         if current != labels:
             raise StageError(f"{folder}: trained on labels {labels} but {labels_file} now has {current} "
                              f"(retrain: dvc repro {retrain})")
-    served = _served(root)
+    served = _summary(root).get("served") or {}
     served = served if served.get("row") == row else {}
     if accuracy is None:
         accuracy = served.get("validation_accuracy", _scored_accuracy(row, root))

@@ -38,6 +38,7 @@ from nlpdag.catalog.bow import TFIDF_MODEL
 from nlpdag.catalog.classify import NEURAL_MODELS, ROW_MODELS
 from nlpdag.catalog.embeddings import DOC2VEC_SETTINGS, doc2vec_model_dir
 from nlpdag.classify.dataset import Dataset, Result
+from nlpdag.classify.neural import write_folder
 from nlpdag.errors import StageError
 from nlpdag.evaluation.rows import servable, validation_accuracy
 from nlpdag.io.tables import read_json, read_table, write_json, write_table
@@ -129,12 +130,9 @@ def save_rows(results: list[Result], data: Dataset, tokenise: dict, keys: dict[s
     """Every servable non-neural row of the run, into a fresh data/models/rows (a row taken out of the
     params leaves no stale folder); the names saved."""
     by_name = {r.name: r for r in results}
-    target = root / ROW_MODELS
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     saved = []
-    try:
+
+    def write(tmp: Path) -> None:
         for r in results:
             if r.kind == "neural" or not servable(r, results):
                 continue
@@ -146,10 +144,8 @@ def save_rows(results: list[Result], data: Dataset, tokenise: dict, keys: dict[s
             else:
                 save_row(tmp / row_folder(r.name), r.name, r.extra["serving"], meta, root=root)
             saved.append(r.name)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    write_folder(root / ROW_MODELS, write)
     return saved
 
 

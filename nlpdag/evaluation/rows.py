@@ -139,6 +139,14 @@ FEW_TRAINING_DOCUMENTS = 1000
 FEW_EPOCHS = 5
 
 
+def versus_majority(val_proba: np.ndarray, y_val: np.ndarray) -> tuple[int, float, float]:
+    """(correct, majority share, p): a row's correct answers on the validation slice, the share of its most
+    frequent class, and the one-sided exact binomial p that the row does no better than that share."""
+    correct = int(np.sum(val_proba.argmax(axis=1) == y_val))
+    majority = float(np.bincount(y_val).max()) / len(y_val)
+    return correct, majority, float(binomtest(correct, len(y_val), majority, alternative="greater").pvalue)
+
+
 def at_chance(results: list[Result], data: Dataset, alpha: float = evaluation.ALPHA) -> dict[str, str]:
     """{neural row: reason} for every neural row whose accuracy on the validation slice is not
     significantly above the share of its most frequent class (one-sided exact binomial test at
@@ -149,14 +157,12 @@ def at_chance(results: list[Result], data: Dataset, alpha: float = evaluation.AL
         return {}
     y_val = data.y[data.validation]
     n_val = len(y_val)
-    majority = float(np.bincount(y_val).max()) / n_val
     n_train = int((data.train & ~data.validation).sum())
     out = {}
     for r in results:
         if r.kind != "neural" or r.val_proba is None:
             continue
-        correct = int(np.sum(r.val_proba.argmax(axis=1) == y_val))
-        p = float(binomtest(correct, n_val, majority, alternative="greater").pvalue)
+        correct, majority, p = versus_majority(r.val_proba, y_val)
         if p < alpha:
             continue
         best = r.info.get("epochs")
@@ -243,8 +249,6 @@ def served(results: list[Result], data: Dataset, alpha: float = evaluation.ALPHA
     if row is None:
         return None
     y_val = data.y[data.validation]
-    correct = int(np.sum(row.val_proba.argmax(axis=1) == y_val))
-    majority = float(np.bincount(y_val).max()) / len(y_val)
-    p = float(binomtest(correct, len(y_val), majority, alternative="greater").pvalue)
+    correct, majority, p = versus_majority(row.val_proba, y_val)
     return {"row": row.name, "validation_accuracy": round(correct / len(y_val), 4), "chosen_on": "validation accuracy",
             "near_chance": bool(p >= alpha), "majority_share": round(majority, 4)}
