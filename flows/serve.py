@@ -13,72 +13,16 @@ Import this module only after PREFECT_API_URL is set: Prefect reads its settings
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from nlpdag.runs.dag import PipelineError, dvc
 from nlpdag.runs.lock import RunLock
+from nlpdag.runs.repo import ran_stages, untracked_inputs
 from flows.pipeline import metrics_rows
-
-_RAN = re.compile(r"^Running stage '([^']+)'")
-
-
-def stage_paths(dvc_yaml: dict, params: dict | None = None) -> tuple[list[str], set[str]]:
-    """(every dependency, every output) of the stages, foreach templates expanded for outputs: a list's
-    items (`${item}`), a mapping's keys (`${key}`), or a `${group.key}` of `params` (params.yaml) that
-    holds either."""
-    outs: set[str] = set()
-    deps: list[str] = []
-    for stage in (dvc_yaml.get("stages") or {}).values():
-        body = stage.get("do", stage)
-        items = foreach_items(stage.get("foreach"), params or {})
-        for out in [*body.get("outs", []), *body.get("metrics", []), *body.get("plots", [])]:
-            out = (out if isinstance(out, str) else next(iter(out))).rstrip("/")
-            outs.update(out if key is None else out.replace("${item}", str(item)).replace("${key}", str(key))
-                        for key, item in items)
-        # Templated deps (${item}) are foreach stages' own inputs, never the user's data.
-        deps += [d.rstrip("/") for d in body.get("deps", []) if "${" not in d and d.rstrip("/") not in deps]
-    return deps, outs
-
-
-def foreach_items(foreach, params: dict) -> list[tuple]:
-    """(key, item) pairs of a stage's foreach; [(None, None)] for a plain stage."""
-    if foreach is None:
-        return [(None, None)]
-    if isinstance(foreach, str) and (m := re.fullmatch(r"\$\{\s*([\w.-]+)\s*\}", foreach)):
-        for part in m.group(1).split("."):
-            params = params.get(part) if isinstance(params, dict) else None
-        foreach = params or []
-    if isinstance(foreach, dict):
-        return list(foreach.items())
-    return [(item, item) for item in foreach]
-
-
-def is_output(path: str, outs: set[str]) -> bool:
-    return any(path == o or path.startswith(o + "/") for o in outs)
-
-
-def untracked_inputs(root: Path) -> list[str]:
-    """Files under the stages' dependencies that git does not track and no stage writes (a new
-    corpus dropped in `data/raw`).
-
-    `--temp` copies only what git tracks; measured: a new untracked file under `data/raw` is
-    otherwise invisible to the experiment (ingest "didn't change"). These go to `--copy-paths`."""
-    params = yaml.safe_load((root / "params.yaml").read_text()) if (root / "params.yaml").is_file() else {}
-    deps, outs = stage_paths(yaml.safe_load((root / "dvc.yaml").read_text()), params)
-    deps = [d for d in deps if not is_output(d, outs) and (root / d).exists()]
-    if not deps:
-        return []
-    out = subprocess.run(["git", "ls-files", "--others", "-z", "--", *deps], cwd=root,
-                         capture_output=True, text=True)
-    return sorted(n for n in out.stdout.split("\0")
-                  if n and not is_output(n, outs) and "__pycache__" not in n and not n.endswith(".pyc"))
 
 
 def experiment_name(prefix: str, now: datetime | None = None) -> str:
@@ -103,10 +47,6 @@ def experiment_metrics(exp_show: list[dict], name: str) -> dict | None:
                 if rev.get("name") == name or exp.get("name") == name:
                     return (rev.get("data") or {}).get("metrics") or {}
     return None
-
-
-def ran_stages(dvc_output: str) -> list[str]:
-    return [m[1] for line in dvc_output.splitlines() if (m := _RAN.match(line.strip()))]
 
 
 @task(task_run_name="dvc exp run --temp -n {name}")

@@ -9,87 +9,30 @@ Import this module only after PREFECT_API_URL is set: Prefect reads its settings
 """
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from nlpdag.runs.dag import PipelineError, dvc, dvc_env
+from nlpdag.runs.dag import dvc
 from nlpdag.runs.grid import describe, set_args
-from flows.serve import experiment_rows, ran_stages
+from nlpdag.runs.repo import clone, ran_stages, sync_uncached_outputs
+from flows.serve import experiment_rows
 
 FLOW_NAME = "nlpdag-sweep-point"
-
-
-def git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=dvc_env())
-    if proc.returncode != 0:
-        lines = [l for l in (proc.stderr + proc.stdout).splitlines() if l.strip()]
-        raise PipelineError(f"git {' '.join(args)}: {lines[-1] if lines else f'exit {proc.returncode}'}")
-    return proc.stdout
-
-
-def run_cache_outputs(repo: Path) -> set[str]:
-    """md5s of the file outputs recorded in the local run cache (`.dvc/cache/runs/*/*/*`)."""
-    md5s = set()
-    for entry in (repo / ".dvc/cache/runs").glob("*/*/*"):
-        try:
-            outs = (yaml.safe_load(entry.read_text()) or {}).get("outs") or []
-        except (OSError, yaml.YAMLError):
-            continue
-        md5s.update(o["md5"] for o in outs if isinstance(o.get("md5"), str) and not o["md5"].endswith(".dir"))
-    return md5s
-
-
-def sync_uncached_outputs(repo: Path, direction: str) -> int:
-    """Push or pull the objects of run-cache outputs that DVC itself leaves behind.
-
-    Measured with DVC 3.67: `dvc exp push --run-cache` (and `dvc push --run-cache`) push the run
-    cache's entries but not the objects of `cache: false` outputs (every stage's metrics file), and
-    a stage restores from the run cache only when all its outputs' objects are there; so without
-    this another worker recomputes a stage that one already ran with the same inputs."""
-    from dvc.repo import Repo
-    from dvc_data.hashfile.hash_info import HashInfo
-
-    # Entries from before this fix, or from a plain `dvc push --run-cache`, lack those objects on
-    # the remote: DVC warns about each; such an entry is simply not restorable, which is no error.
-    logging.getLogger("dvc.data_cloud").setLevel(logging.ERROR)
-    with Repo(str(repo)) as dvc_repo:
-        odb = dvc_repo.cache.local
-        objs = {HashInfo("md5", m) for m in run_cache_outputs(repo)}
-        if direction == "push":
-            objs = {h for h in objs if odb.exists(h.value)}
-            return len(dvc_repo.cloud.push(objs).transferred) if objs else 0
-        objs = {h for h in objs if not odb.exists(h.value)}
-        return len(dvc_repo.cloud.pull(objs).transferred) if objs else 0
 
 
 @task(retries=2, retry_delay_seconds=5, task_run_name="clone {rev:.10}")
 def checkout(repo_url: str, rev: str, workdir: str) -> str:
     """A clone of `repo_url` at `rev` with the outputs the DVC remote holds; returns its path."""
-    repo = Path(workdir) / "repo"
-    shutil.rmtree(repo, ignore_errors=True)  # a retry starts clean
-    git(Path(workdir), "clone", "--quiet", "--no-checkout", repo_url, str(repo))
-    git(repo, "checkout", "--quiet", "--detach", rev)
-    if not _has_identity(repo):
-        # `dvc exp run` commits the experiment; a worker account may have no git identity.
-        git(repo, "config", "user.name", "nlpdag worker")
-        git(repo, "config", "user.email", "nlpdag-worker@localhost")
+    repo = clone(repo_url, rev, Path(workdir) / "repo")
     # Outputs missing from the remote are recomputed, never an error: --allow-missing.
     dvc(repo, "pull", "--run-cache", "--allow-missing", "--quiet")
     sync_uncached_outputs(repo, "pull")
     return str(repo)
-
-
-def _has_identity(repo: Path) -> bool:
-    proc = subprocess.run(["git", "config", "user.email"], cwd=repo, capture_output=True, text=True)
-    return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
 @task(task_run_name="dvc exp run -n {name}")

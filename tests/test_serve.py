@@ -12,7 +12,8 @@ import pytest
 
 from conftest import ROOT, client_env, clone_repo, run, run_env
 from nlpdag.runs.lock import LockTimeout, RunLock
-from flows.serve import experiment_metrics, experiment_name, ran_stages, stage_paths, untracked_inputs
+from flows.serve import experiment_metrics, experiment_name
+from nlpdag.runs.repo import ran_stages, stage_paths, untracked_inputs
 
 
 def test_stage_paths_expand_foreach_outputs():

@@ -21,7 +21,7 @@ import yaml
 from conftest import ROOT, client_env, clone_repo, copy_repo, run, run_env
 from nlpdag.runs.grid import (GridError, grid_points, load_grid_file, parse_set_options, set_args, split_values,
                         validate_points)
-from flows.submit import point_names
+from nlpdag.runs.submit import point_names
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -58,7 +58,8 @@ def test_bad_grid_is_one_line(option, message):
 
 
 def test_default_dvc_remote_and_targets():
-    from flows.submit import SweepError, check_targets, default_dvc_remote
+    from nlpdag.runs.pool import PreflightError, default_dvc_remote
+    from nlpdag.runs.submit import check_targets
 
     config = "[core]\n    remote = shared\n['remote \"shared\"']\n    url = /tmp/store\n"
     assert default_dvc_remote(config) == "shared"
@@ -66,12 +67,12 @@ def test_default_dvc_remote_and_targets():
     assert default_dvc_remote("[core]\n    remote = gone\n") is None  # named, never defined
     spec = {"stages": {"topics": {}, "word2vec": {"foreach": ["cbow"]}}}
     check_targets(spec, ["topics", "word2vec@cbow"])
-    with pytest.raises(SweepError, match="--target topic: no such stage in dvc.yaml"):
+    with pytest.raises(PreflightError, match="--target topic: no such stage in dvc.yaml"):
         check_targets(spec, ["topic"])
 
 
 def test_run_cache_outputs_lists_file_objects(tmp_path):
-    from flows.sweep import run_cache_outputs
+    from nlpdag.runs.repo import run_cache_outputs
 
     entry = tmp_path / ".dvc/cache/runs/ab/abcd/ef01"
     entry.parent.mkdir(parents=True)
@@ -184,18 +185,19 @@ def test_silent_point_is_crashed_and_resubmitted(prefect_server, tmp_path):
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Running
 
-    from flows import submit as sub
+    from nlpdag.runs import pool
+    from nlpdag.runs import submit as sub
 
     url = prefect_server["url"]
     with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
-        sub.ensure_pool(client, sub.POOL)
-        deployment = sub.ensure_deployment(client, sub.POOL, heartbeat=30)
+        pool.ensure_pool(client, pool.POOL)
+        deployment = sub.ensure_sweep_deployment(client, pool.POOL, heartbeat=30)
         env = client.read_deployment(deployment).job_variables["env"]
         assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
         for _ in range(2):  # idempotent: one automation per server
-            sub.ensure_unresponsive_automation(client, deployment, heartbeat=4)
+            pool.ensure_unresponsive_automation(client, sub.UNRESPONSIVE, deployment, 4, "a sweep point")
         assert len(client.read_automations_by_name(sub.UNRESPONSIVE)) == 1
-        target = sub.Target("file:///nowhere.git", "0" * 40, "shared")
+        target = pool.Target("file:///nowhere.git", "0" * 40, "shared")
         silent, beating = sub.submit(client, deployment, target, "sweep-crash", [{"topics.n_topics": 2},
                                                                                   {"topics.n_topics": 3}], [])
         for point in (silent, beating):
@@ -365,7 +367,7 @@ def test_sweep_on_workers_one_stopped_one_killed(small_baseline, tmp_path):
         beating = {e["resource"]["prefect.resource.id"] for e in beats
                    if deployment in {r["prefect.resource.id"] for r in e["related"]}}
         assert beating >= {f"prefect.flow-run.{runs[n]['id']}" for n in names}, beats[:2]
-        from flows.submit import UNRESPONSIVE
+        from nlpdag.runs.submit import UNRESPONSIVE
         assert [a["name"] for a in api(url, "automations/filter")] == [UNRESPONSIVE]
 
         # A worker killed without a word (SIGKILL: nothing handed back) while it runs point 01 again:

@@ -33,7 +33,7 @@ def _sweep_server(root: Path) -> str:
 
 def _wait(client, runs: list, timeout: float) -> None:
     """Poll the points until all are final, print their table; exit 1 unless all completed."""
-    from flows import submit as sub
+    from nlpdag.runs import submit as sub
 
     ok = sub.wait(client, runs, timeout, say=lambda line: typer.echo(f"nlpdag: {line}", err=True))
     typer.echo(sub.table(runs))
@@ -57,7 +57,8 @@ def sweep(
 ) -> None:
     """Submit one Prefect flow run per grid point; workers run each as a DVC experiment and push it."""
     from nlpdag.runs.grid import GridError, grid_points, load_grid_file, parse_set_options
-    from flows.submit import SweepError, check_repo, experiment_prefix, heartbeat_seconds
+    from nlpdag.runs.pool import PreflightError, heartbeat_seconds
+    from nlpdag.runs.submit import check_repo, experiment_prefix
 
     root = _root(repo)
     try:
@@ -72,21 +73,23 @@ def sweep(
         points = grid_points(grid)
         heartbeat = heartbeat_seconds()
         dest = check_repo(root, git_remote, points, target or [])
-    except (GridError, SweepError) as exc:
+    except (GridError, PreflightError) as exc:
         _fail(str(exc))
     url = _sweep_server(root)
     from prefect.client.orchestration import get_client
 
-    from flows import submit as sub
+    from nlpdag.runs import pool as pools
+    from nlpdag.runs import submit as sub
 
     with get_client(sync_client=True) as client:
-        workers = sub.online_workers(client, pool)
+        workers = pools.online_workers(client, pool)
         if worker_check and not workers:
             _fail(f"no worker is polling work pool {pool} at {url}: start one with `nlpdag worker --pool {pool}` "
                   "(or pass --no-worker-check to queue the points anyway)")
-        sub.ensure_pool(client, pool)
-        deployment_id = sub.ensure_deployment(client, pool, heartbeat)
-        sub.ensure_unresponsive_automation(client, deployment_id, heartbeat)
+        pools.ensure_pool(client, pool)
+        deployment_id = sub.ensure_sweep_deployment(client, pool, heartbeat)
+        pools.ensure_unresponsive_automation(client, sub.UNRESPONSIVE, deployment_id, heartbeat, "a sweep point",
+                                             " (`nlpdag resubmit` runs it again)")
         prefix = experiment_prefix()
         runs = sub.submit(client, deployment_id, dest, prefix, points, target or [])
         typer.echo(f"nlpdag: {len(runs)} points of commit {dest.rev[:10]} submitted to pool {pool} "
@@ -113,7 +116,7 @@ def resubmit(
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    from flows import submit as sub
+    from nlpdag.runs import submit as sub
     from flows.sweep import FLOW_NAME
 
     with get_client(sync_client=True) as client:
