@@ -9,6 +9,7 @@ from nlpdag.io.vectors import Timer, write_train_info, write_vectors
 from nlpdag.training import distributed as dd
 from nlpdag.training.devices import resolve_device
 from nlpdag.training.progress import EpochProgress, live
+from nlpdag.training.threads import resolve_threads
 
 
 def run(params) -> None:
@@ -17,7 +18,8 @@ def run(params) -> None:
     tokens, i, j, x = read_inputs()
     check_inputs(tokens, i, j, config.size)
     model = Glove(size=config.size, x_max=config.x_max, alpha=config.alpha, learning_rate=config.learning_rate,
-                  epochs=config.epochs, batch_size=config.batch_size, device=str(device), seed=params.seed)
+                  epochs=config.epochs, batch_size=config.batch_size, device=str(device), seed=params.seed,
+                  threads=resolve_threads("auto"))  # any count gives the same numbers (its two threads split rows)
     with live("glove") as logger, Timer() as timer:
         progress = EpochProgress(METHOD, config.epochs, logger)
         model.callbacks = [lambda epoch, loss, fitted: progress({"epoch": epoch, "loss": loss,

@@ -13,6 +13,7 @@ from nlpdag.errors import StageError, cli_main, involving
 from nlpdag.io.tables import read_frame
 from nlpdag.training import distributed as dd
 from nlpdag.training.progress import live
+from nlpdag.training.threads import use_threads
 
 
 def run(params: StageParams, key: str, log=print) -> dict | None:
@@ -26,6 +27,7 @@ def run(params: StageParams, key: str, log=print) -> dict | None:
         raise StageError("data/corpus.parquet: needs documents in both the train and the test split")
     vocab = read_frame(VOCAB, columns=["token"])["token"].tolist()
     spec = p.models[key]
+    use_threads(p.threads)
     with live(f"neural/{key}") as logger, involving(f"classify.models.{key}: {spec}"):
         info = train_model(key, spec, data, vocab, p.recipe(), params.seed, params.tokenise.model_dump(), log, logger)
     if info is not None:

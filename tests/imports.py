@@ -30,13 +30,19 @@ def imports_of(module: str) -> set[str]:
     return {m for m in found if module_path(m) and m != module}
 
 
+def packages(module: str) -> list[str]:
+    """The packages Python imports before `module` (stages.neural -> stages)."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def closure(module: str) -> set[str]:
     seen, todo = set(), [module]
     while todo:
         m = todo.pop()
         if m not in seen:
             seen.add(m)
-            todo.extend(imports_of(m))
+            todo.extend(imports_of(m) | set(packages(m)))
     return seen
 
 

@@ -23,6 +23,12 @@ def run(
     repo: Optional[Path] = typer.Option(None, help="The nlpdag checkout (default: found from the working directory)."),
     retries: int = typer.Option(1, min=0, help="Retries of a stage killed from outside (memory, a signal); a stage's own error is never retried."),
     wait: float = typer.Option(3600, min=0, help="Seconds to wait for another nlpdag run in this workspace."),
+    jobs: str = typer.Option("1", "--jobs", "-j", help="Stages at once: a number, or auto (as many as the cores "
+                                                        "admit; each stage holds its threads' share of them)."),
+    force: bool = typer.Option(False, help="Run every stage again, even those DVC has cached (dvc repro --force)."),
+    pool: Optional[str] = typer.Option(None, help="Send each ready stage to the Prefect workers of this work pool "
+                                                  "(README: a run across machines)."),
+    git_remote: str = typer.Option("origin", help="With --pool: the git remote workers clone from."),
 ) -> None:
     """Run the whole pipeline through Prefect (DVC skips what is up to date)."""
     from nlpdag.runs.dag import Plan, PipelineError, find_root
@@ -34,6 +40,7 @@ def run(
 
     start = time.perf_counter()
     try:
+        workers = parse_jobs(jobs)
         root = find_root(repo)
         load_params(root / PARAMS_FILE)  # all of it, before anything runs (the `check` stage again, in-process)
         lock = RunLock(root, timeout=wait)
@@ -48,10 +55,25 @@ def run(
     if "PREFECT_API_URL" not in os.environ and (server := recorded(prefect_home(root))):
         # The checkout's own server (`nlpdag serve`): no temporary one on the same database.
         os.environ["PREFECT_API_URL"] = server.api_url
+    from prefect.task_runners import ThreadPoolTaskRunner
+
     from flows.pipeline import pipeline
 
     try:
-        state = pipeline(repo=str(root), retries=retries, plan=plan, return_state=True)
+        prepared = None
+        if pool is not None:
+            from nlpdag.runs.remote import prepare_pool
+
+            try:
+                prepared = prepare_pool(root, pool, git_remote)
+            except PipelineError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2)
+        # auto: a thread per stage, so every ready stage waits for its cores inside Prefect's concurrency limit
+        runner = ThreadPoolTaskRunner(max_workers=workers or 256)
+        state = pipeline.with_options(task_runner=runner)(repo=str(root), retries=retries, plan=plan,
+                                                          jobs=workers or 0, force=force, pool=prepared,
+                                                          return_state=True)
     finally:
         lock.release()
     if not state.is_completed():  # the flow's one line (flows/pipeline.py `failed`); no traceback
@@ -61,9 +83,30 @@ def run(
         typer.echo(f"error: {lines[-1].removeprefix('error: ')}", err=True)
         raise typer.Exit(2 if user_error else 1)
     results = state.result()
+    facts = results.pop("_run")
     ran = [s for s, r in results.items() if r == "ran"]
-    typer.echo(f"nlpdag: {len(results)} stages, ran {', '.join(ran) if ran else 'none'} "
-               f"in {time.perf_counter() - start:.1f} s")
+    restored = [s for s, r in results.items() if r == "restored"]
+    typer.echo(f"nlpdag: {len(results)} stages, ran {', '.join(ran) if ran else 'none'}"
+               + (f", restored {', '.join(restored)} from the run cache" if restored else "")
+               + f" in {time.perf_counter() - start:.1f} s")
+    if ran:
+        ratio = facts["wall_over_bound"]
+        typer.echo(f"timeline: reports/timeline.html; stages {facts['wall_seconds']:.0f} s against a bound of "
+                   f"{facts['bound_seconds']:.0f} s (critical path {facts['critical_path_seconds']:.0f} s, CPU "
+                   f"{facts['cpu_seconds']:.0f} s / {facts['cores']} cores)"
+                   + (f", {ratio:.2f}x the bound" if ratio else ""))
+
+
+def parse_jobs(value: str) -> int | None:
+    """--jobs: a whole number >= 1, or auto (None)."""
+    from nlpdag.errors import StageError
+
+    if value == "auto":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise StageError(f"--jobs {value}: expected a whole number >= 1 or auto")
+    return int(value)
+
 
 
 @commands.command()

@@ -8,7 +8,7 @@ one line naming the key instead of silently running with a default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
@@ -36,6 +36,8 @@ CGrid = Annotated[list[float], BeforeValidator(lambda v: [v] if isinstance(v, (i
                   AfterValidator(_grid)]
 
 Device = Literal["auto", "cpu", "cuda"]
+# A thread count, or auto: the stage's share of the cores (nlpdag/training/threads.py).
+Threads = Union[Annotated[int, Field(ge=1)], Literal["auto"]]
 
 
 class Group(BaseModel):

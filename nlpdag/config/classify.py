@@ -53,6 +53,9 @@ class ClassifyParams(Group):
     transformer_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     transformer_pooling: Literal["cls", "mean"] = "cls"
     device: Device = "auto"
+    # PyTorch threads of each neural@<key> stage on the CPU: a tracked number, as the count changes the order
+    # of float sums; 1 keeps several models training at once (`nlpdag run --jobs`) from stalling each other.
+    threads: int = Field(default=1, ge=1)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -102,7 +105,7 @@ class ClassifyParams(Group):
     def recipe(self) -> dict:
         """The keys every neural@<key> stage reads: nlpdag/models/classifier.py's Recipe (the rest are the
         `classify` stage's: its baselines, the model list and the ensemble)."""
-        return self.model_dump(exclude=set(JOIN_KEYS))
+        return self.model_dump(exclude=set(JOIN_KEYS) | {"threads"})
 
 
 JOIN_KEYS = ("baselines", "baseline_methods", "nb_C", "nbsvm_C", "dense_C", "models", "ensemble", "ensemble_C")

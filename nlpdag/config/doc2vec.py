@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from nlpdag.config.base import Group
+from nlpdag.config.base import Group, Threads
 
 
 class Doc2VecParams(Group):
@@ -13,7 +13,7 @@ class Doc2VecParams(Group):
     negative: int = Field(default=5, ge=0)
     sample: float = Field(default=1e-3, ge=0.0)
     epochs: int = Field(default=10, ge=1)
-    workers: int = Field(default=2, ge=1)
+    workers: Threads = "auto"
     dbow_words: bool = True
     label_tags: bool = False
     train_on_all: bool = True

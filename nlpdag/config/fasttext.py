@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from nlpdag.config.base import Group
+from nlpdag.config.base import Group, Threads
 
 
 class FasttextParams(Group):
@@ -16,4 +16,4 @@ class FasttextParams(Group):
     negative: int = Field(default=5, ge=0)
     sample: float = Field(default=1e-3, ge=0.0)
     epochs: int = Field(default=5, ge=1)
-    workers: int = Field(default=2, ge=1)
+    workers: Threads = "auto"

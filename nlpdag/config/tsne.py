@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from nlpdag.config.base import Group
+from nlpdag.config.base import Group, Threads
 
 
 class TsneParams(Group):
@@ -20,4 +20,4 @@ class TsneParams(Group):
     gradient: Literal["auto", "fft", "bh"] = "auto"
     theta: float = Field(default=0.8, gt=0.0, le=1.0)
     snippet_words: int = Field(default=25, ge=1)
-    n_jobs: int = Field(default=2, ge=1)
+    n_jobs: Threads = "auto"

@@ -19,6 +19,7 @@ from gensim.models.doc2vec import Doc2Vec, TaggedDocument
 
 from nlpdag.evaluation import protocol as evaluation
 from nlpdag.errors import StageError
+from nlpdag.training.threads import resolve_threads
 from nlpdag.embeddings.gensim_train import EpochLogger, write_keyed_vectors
 from nlpdag.embeddings.doc2vec_model import infer_vectors, save_doc2vec
 from nlpdag.io.tables import read_frame, read_table, write_table
@@ -45,7 +46,7 @@ def train_doc2vec(documents: list[TaggedDocument], mode: str, params: Doc2VecPar
                   callbacks: tuple = ()) -> Doc2Vec:
     model = Doc2Vec(vector_size=params.size, window=params.window, min_count=params.min_count,
                     dm=MODES[mode], dbow_words=int(params.dbow_words), negative=params.negative,
-                    sample=params.sample, workers=params.workers, seed=seed, epochs=params.epochs)
+                    sample=params.sample, workers=resolve_threads(params.workers), seed=seed, epochs=params.epochs)
     model.build_vocab(documents)
     if not model.wv.index_to_key:
         raise StageError(f"doc2vec: empty vocabulary (no token occurs doc2vec.min_count={params.min_count} times)")

@@ -11,6 +11,7 @@ import numpy as np
 from gensim.models import FastText
 
 from nlpdag.errors import StageError
+from nlpdag.training.threads import resolve_threads
 from nlpdag.config.fasttext import FasttextParams
 
 UNSEEN_PROBES = 1000   # typo probes: made from the most frequent words
@@ -21,7 +22,7 @@ def train_fasttext(corpus_path: str, params: FasttextParams, seed: int, callback
         raise StageError(f"fasttext.max_n={params.max_n} is smaller than fasttext.min_n={params.min_n}")
     model = FastText(vector_size=params.size, window=params.window, min_count=params.min_count, sg=1,
                      min_n=params.min_n, max_n=params.max_n, bucket=params.bucket, negative=params.negative,
-                     sample=params.sample, workers=params.workers, seed=seed)
+                     sample=params.sample, workers=resolve_threads(params.workers), seed=seed)
     model.build_vocab(corpus_file=corpus_path)
     if not model.wv.index_to_key:
         raise StageError(f"fasttext: empty vocabulary (no token occurs fasttext.min_count={params.min_count} times)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from gensim.models import Word2Vec
 
 from nlpdag.errors import StageError
+from nlpdag.training.threads import resolve_threads
 from nlpdag.config.word2vec import Word2VecParams
 
 ARCHS = {"cbow": 0, "skipgram": 1}
@@ -23,7 +24,7 @@ def train_word2vec(corpus_path: str, arch: str, params: Word2VecParams, seed: in
         raise StageError("word2vec.negative=0 and word2vec.hs=false leave no training objective")
     model = Word2Vec(vector_size=params.size, window=params.window, min_count=params.min_count,
                      sg=ARCHS[arch], negative=params.negative, hs=int(params.hs), sample=params.sample,
-                     workers=params.workers, seed=seed, compute_loss=True)
+                     workers=resolve_threads(params.workers), seed=seed, compute_loss=True)
     model.build_vocab(corpus_file=corpus_path)
     if not model.wv.index_to_key:
         raise StageError(f"word2vec: empty vocabulary (no token occurs word2vec.min_count={params.min_count} times)")

@@ -240,7 +240,9 @@ def idf_weights(docs_train: Sequence[Sequence[str]], min_df: int = 1) -> dict[st
     TfidfTransformer and the bow stage: ln((1 + n) / (1 + df)) + 1."""
     df = Counter(chain.from_iterable(set(doc) for doc in docs_train))
     n = len(docs_train)
-    return {t: float(np.log((1 + n) / (1 + d)) + 1) for t, d in df.items() if d >= min_df}
+    # Sorted: a set's order, and so the Counter's, follows Python's per-process string hash; saved
+    # models (data/models/rows/*/idf.parquet) must not.
+    return {t: float(np.log((1 + n) / (1 + d)) + 1) for t, d in sorted(df.items()) if d >= min_df}
 
 
 def idf_from_doc_freq(tokens: Sequence[str], doc_freq: Sequence[int], n_docs: int) -> dict[str, float]:

@@ -264,6 +264,7 @@ class TreeClassifier(nn.Module):
         """(S, H) segment roots -> (B, 2H): mean and max over each document's segments."""
         B, H = forest.n_docs, roots.shape[1]
         doc = forest.segment_doc
+        roots = roots.float()  # under AMP the roots are float16: sum and compare them in float32
         counts = torch.zeros(B, device=roots.device).index_add_(0, doc, torch.ones_like(doc, dtype=roots.dtype))
         mean = torch.zeros(B, H, device=roots.device, dtype=roots.dtype).index_add_(0, doc, roots) / counts[:, None]
         top = torch.full((B, H), float("-inf"), device=roots.device, dtype=roots.dtype)

@@ -341,6 +341,9 @@ def page(sections: Sequence[str], scripts: Sequence[str] = (), title: str = "nlp
          subtitle: str = "") -> str:
     """The whole document: every script inline, no external reference."""
     nav = " ".join(f'<a href="#{sid}">{esc(t)}</a>' for sid, t in SECTIONS.items())
+    # Written by `nlpdag run` after the stages (this page is one of them), so a link, not a section.
+    nav += (' <a href="timeline.html" title="When each stage of the last nlpdag run started and ended, its CPU '
+            'time, threads and memory, and the critical path">run timeline</a>')
     js = "\n".join(f"<script>{s}</script>" for s in scripts)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f'<link rel="icon" href="data:,"><meta name="viewport" content="width=device-width, initial-scale=1">'

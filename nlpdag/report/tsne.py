@@ -40,6 +40,7 @@ from nlpdag.catalog.reduce import check_methods, vectors_path
 from nlpdag.io.tables import read_frame, read_json, read_table, write_json, write_table
 from nlpdag.config.tsne import TsneParams
 from nlpdag.io.vectors import Timer, read_vectors
+from nlpdag.training.threads import resolve_threads
 from nlpdag.catalog.classify import CLASSIFY_PREDICTIONS, CLASSIFY_STATES, SUMMARY
 from nlpdag.catalog.ingest import CORPUS, LABELS
 from nlpdag.catalog.bow import COUNTS
@@ -111,7 +112,7 @@ def word_map(method: str, tokens: list[str], matrix: np.ndarray, top: Sequence[s
     index = {t: i for i, t in enumerate(tokens)}
     ranks = [r for r, t in enumerate(top) if t in index]
     rows = [index[top[r]] for r in ranks]
-    xy = embed(matrix[rows], params.perplexity, params.n_iter, seed, params.n_jobs, params.gradient,
+    xy = embed(matrix[rows], params.perplexity, params.n_iter, seed, resolve_threads(params.n_jobs), params.gradient,
                params.theta)
     return pd.DataFrame({"method": method, "token": [top[r] for r in ranks], "rank": np.asarray(ranks, np.int32),
                          "x": xy[:, 0], "y": xy[:, 1]})
@@ -281,7 +282,7 @@ def run(params: TsneParams, seed: int = 0, root: Path = Path("."), out: Path = T
         order = np.argsort(ids)
         part = sample.set_index("doc_id").loc[ids[order]].reset_index()
         with CpuTimer() as timer:
-            xy = embed(vectors[order], params.perplexity, params.n_iter, seed, params.n_jobs, params.gradient,
+            xy = embed(vectors[order], params.perplexity, params.n_iter, seed, resolve_threads(params.n_jobs), params.gradient,
                        params.theta)
         part = mark_predictions(part, predictions, model, labels)
         doc_frames.append(part.assign(vectors=name, x=xy[:, 0], y=xy[:, 1])[DOC_COLUMNS])

@@ -9,6 +9,8 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from pathlib import Path
 
@@ -112,3 +114,106 @@ class Plan:
 
     def result(self) -> tuple[dict[str, set[str]], set[str]]:
         return parse_dot(self._dag.result()), parse_status(self._status.result())
+
+
+@dataclass
+class StageRun:
+    """One `dvc repro --single-item` of a stage: what DVC did and what it cost (the process and its children)."""
+    outcome: str          # ran | restored (from the run cache) | up to date
+    output: str
+    cpu_seconds: float
+    peak_memory_mb: float
+
+
+def outcome(output: str, stage: str) -> str:
+    if f"Stage '{stage}' didn't change" in output:
+        return "up to date"
+    if f"Stage '{stage}' is cached" in output:
+        return "restored"
+    return "ran"
+
+
+def run_stage(root: Path, stage: str, threads: int, force: bool = False) -> StageRun:
+    """`dvc --wait-for-lock repro --single-item <stage>` in its own process, with `threads` as its share
+    (nlpdag/training/threads.py). Stages run at once this way: DVC releases its repository lock while a
+    stage's command runs, and each process rewrites only its own stage's entry of dvc.lock.
+    Raises PipelineError like `dvc()`."""
+    from nlpdag.training.threads import child_env
+
+    exe = Path(sys.executable).with_name("dvc")
+    args = [str(exe) if exe.exists() else "dvc", "--wait-for-lock", "repro", "--single-item", stage]
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(args + (["--force"] if force else []), cwd=root, env=child_env(threads, dvc_env()),
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+        # wait4: the rusage of DVC and every process under it (the stage's command), which Popen.wait drops.
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        output = log.read()
+    if proc.returncode != 0:
+        lines = [l for l in output.splitlines() if l.strip()]
+        ours = [l for l in lines if l.startswith("error:")]
+        theirs = [l for l in lines if l.startswith("ERROR")]
+        raise PipelineError((ours or theirs or lines or [f"dvc repro {stage} failed"])[-1], bool(ours))
+    return StageRun(outcome(output, stage), output, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def foreach_keys(foreach, params: dict) -> list[str]:
+    """The item names of a dvc.yaml `foreach`: a list, a dict, or `${a.b}` naming one in params.yaml."""
+    if isinstance(foreach, str) and foreach.startswith("${") and foreach.endswith("}"):
+        node = params
+        for part in foreach[2:-1].split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        foreach = node
+    if isinstance(foreach, dict):
+        return [str(k) for k in foreach]
+    if isinstance(foreach, list):
+        return [str(v) for v in foreach if not isinstance(v, (dict, list))]
+    return []
+
+
+def order_lock(root: Path) -> bool:
+    """Rewrite dvc.lock with its stages in the order `dvc repro` writes them into an empty one: dvc.yaml's
+    order, a foreach's items in their own order; whatever order the stages finished in. The entries are
+    left as DVC wrote them. Returns whether it changed anything."""
+    import yaml
+    from dvc.utils.serialize import dump_yaml, load_yaml
+
+    path = root / "dvc.lock"
+    if not path.exists():
+        return False
+    declared = (yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages") or {}
+    params_path = root / "params.yaml"
+    params = (yaml.safe_load(params_path.read_text()) or {}) if params_path.exists() else {}
+    rank = {}
+    for i, (name, stage) in enumerate(declared.items()):
+        rank[name] = (i, 0)
+        for j, item in enumerate(foreach_keys(stage.get("foreach"), params)):
+            rank[f"{name}@{item}"] = (i, j)
+    lock = load_yaml(path)
+    stages = lock.get("stages") or {}
+    ordered = sorted(stages, key=lambda s: (rank.get(s, rank.get(s.split("@")[0], (len(rank), 0))), s))
+    if ordered == list(stages):
+        return False
+    lock["stages"] = {name: stages[name] for name in ordered}
+    tmp = path.with_name(".dvc.lock.tmp")
+    dump_yaml(tmp, lock)
+    os.replace(tmp, path)
+    return True
+
+
+def sweep_temporaries(root: Path) -> list[str]:
+    """Remove what killed stages left half-written under data/ and reports/: outputs go to `.<name>...tmp` first
+    and are renamed into place (nlpdag/io/tables.py), so such a path is never an output (.dvcignore hides it from
+    DVC's hashes). Call only while holding the run lock: then no stage of this checkout is writing one."""
+    import shutil
+
+    removed = []
+    for top in ("data", "reports"):
+        for path in sorted((root / top).rglob(".*.tmp")) if (root / top).is_dir() else ():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path.relative_to(root).as_posix())
+    return removed
