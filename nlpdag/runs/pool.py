@@ -64,9 +64,11 @@ def check_pushed(root: Path, git_remote: str, paths: list[str], what: str) -> Ta
     rev = _git(root, "rev-parse", "HEAD").stdout.strip()
     if not rev:
         raise PreflightError(f"{root}: no commit to {what} from (git commit first)")
-    dirty = _git(root, "status", "--porcelain", "--untracked-files=no", "--", *paths).stdout.strip()
+    # Porcelain lines are "XY path": the status column may be a space, so no strip() before the split.
+    dirty = [l for l in _git(root, "status", "--porcelain", "--untracked-files=no", "--", *paths).stdout.splitlines()
+             if l.strip()]
     if dirty:
-        raise PreflightError(f"uncommitted changes to {dirty.splitlines()[0][3:]}: workers run commit {rev[:10]} "
+        raise PreflightError(f"uncommitted changes to {dirty[0][3:]}: workers run commit {rev[:10]} "
                              "as pushed; commit and push them first")
     remote = _git(root, "ls-remote", git_remote)
     if remote.returncode != 0:

@@ -148,10 +148,11 @@ def sync_objects(repo: Path, direction: str, md5s: set[str]) -> int:
     there; DVC commits those objects to the local cache when it saves the run-cache entry.
 
     DVC's Python API, in a process of its own: callers may be threads of a flow that runs other
-    DVC commands meanwhile."""
+    DVC commands meanwhile. `-P`: this installed package, not the `nlpdag/` of a clone in the working
+    directory (a worker's clone holds the code of the commit it runs, which may predate this module)."""
     if not md5s:
         return 0
-    proc = subprocess.run([sys.executable, "-m", "nlpdag.runs.repo", direction, str(repo)],
+    proc = subprocess.run([sys.executable, "-P", "-m", "nlpdag.runs.repo", direction, str(repo)],
                           input="\n".join(sorted(md5s)), capture_output=True, text=True, env=dvc_env())
     if proc.returncode != 0:
         lines = [l for l in (proc.stderr + proc.stdout).splitlines() if l.strip()]
@@ -165,6 +166,8 @@ def sync_uncached_outputs(repo: Path, direction: str) -> int:
 
 
 def _transfer(repo: Path, direction: str, md5s: set[str]) -> int:
+    import json
+
     from dvc.repo import Repo
     from dvc_data.hashfile.hash_info import HashInfo
 
@@ -172,13 +175,25 @@ def _transfer(repo: Path, direction: str, md5s: set[str]) -> int:
     # unrestorable, which is no error: DVC warns about each; keep that quiet.
     logging.getLogger("dvc.data_cloud").setLevel(logging.ERROR)
     with Repo(str(repo)) as dvc_repo:
-        odb = dvc_repo.cache.local
-        objs = {HashInfo("md5", m) for m in md5s}
-        if direction == "push":
-            objs = {h for h in objs if odb.exists(h.value)}
-            return len(dvc_repo.cloud.push(objs).transferred) if objs else 0
-        objs = {h for h in objs if not odb.exists(h.value)}
-        return len(dvc_repo.cloud.pull(objs).transferred) if objs else 0
+        odb, cloud = dvc_repo.cache.local, dvc_repo.cloud
+
+        def move(wanted: set[str]) -> int:
+            objs = {HashInfo("md5", m) for m in wanted if odb.exists(m) == (direction == "push")}
+            if not objs:
+                return 0
+            return len((cloud.push(objs) if direction == "push" else cloud.pull(objs)).transferred)
+
+        def files_of(tree: str) -> set[str]:
+            # Measured: DVC moves a `.dir` object without the files it lists.
+            try:
+                return {f["md5"] for f in json.loads(Path(odb.oid_to_path(tree)).read_text())}
+            except (OSError, ValueError):
+                return set()
+
+        trees = {m for m in md5s if m.endswith(".dir")}
+        moved = move(trees) if direction == "pull" else 0  # a tree first: its list names the files
+        return moved + move((md5s - trees) | {f for t in trees for f in files_of(t)}) + \
+            (move(trees) if direction == "push" else 0)  # a tree last: never one without its files
 
 
 if __name__ == "__main__":  # python -m nlpdag.runs.repo push|pull REPO < md5s (sync_objects)

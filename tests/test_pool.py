@@ -1,0 +1,163 @@
+"""`nlpdag run --pool`: the preflight, the coordinator's helpers, and a run whose stages go to two
+Prefect workers, on 127.0.0.1 only.
+
+The end-to-end test builds the distributed setup locally, as tests/test_sweep.py does: a Prefect
+server on a free port with a temporary home, a bare git repository as the git remote, a folder as
+the DVC remote, two `nlpdag worker` processes. Every process it starts is stopped by its PID.
+"""
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import clone_repo, copy_repo, run, run_env
+from nlpdag.runs.remote import read_lock, upstream_closure
+from nlpdag.runs.repo import lock_outputs
+from test_sweep import api, online, stop_tree, until
+
+
+def test_upstream_closure_and_lock_entries(tmp_path):
+    upstream = {"check": [], "ingest": ["check"], "tokenise": ["ingest"], "bow": ["tokenise"],
+                "topics": ["bow", "ingest"], "report": ["topics"]}
+    assert upstream_closure(upstream, "topics") == {"bow", "tokenise", "ingest", "check"}
+    assert upstream_closure(upstream, "check") == set()
+    lock = {"schema": "2.0", "stages": {
+        "check": {"cmd": "x", "outs": [{"path": "data/checked.txt", "md5": "1" * 32}]},
+        "bow": {"cmd": "y", "outs": [{"path": "data/bow", "md5": "2" * 32 + ".dir"},
+                                     {"path": "reports/scores/bow.json", "md5": "3" * 32}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    assert read_lock(tmp_path, {"bow"}) == {"bow": lock["stages"]["bow"]}
+    # a tree travels with its name: its files are found from its listing when it moves
+    assert lock_outputs(read_lock(tmp_path)) == {"1" * 32, "2" * 32 + ".dir", "3" * 32}
+    from nlpdag.runs.dag import PipelineError
+
+    with pytest.raises(PipelineError, match="dvc.lock has no entry for upstream stage topics: run it first"):
+        read_lock(tmp_path, {"bow", "topics"}, tries=2)
+
+
+def test_preflight_refuses_what_workers_would_not_see(tmp_path):
+    """Uncommitted code or an untracked corpus file: one line each, before any server is asked."""
+    from nlpdag.runs.pool import PreflightError
+    from nlpdag.runs.remote import prepare_pool
+
+    repo = copy_repo(tmp_path / "repo")
+    run(["git", "init", "-q", "--bare", str(tmp_path / "remote.git")], tmp_path)
+    run(["git", "remote", "add", "origin", str(tmp_path / "remote.git")], repo)
+    run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "store")], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "project"], repo)
+    run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], repo)
+    with open(repo / "stages/topics.py", "a") as f:
+        f.write("# changed\n")
+    with pytest.raises(PreflightError, match=r"^uncommitted changes to stages/topics.py: workers run commit "):
+        prepare_pool(repo, "nlpdag")
+    run(["git", "checkout", "stages/topics.py"], repo)
+    (repo / "data/raw/mine.tsv").write_text("text\tlabel\n")
+    with pytest.raises(PreflightError) as err:
+        prepare_pool(repo, "nlpdag")
+    assert str(err.value) == ("data/raw/mine.tsv is not in git, so workers would not see it: git add (or dvc add) it, "
+                              "commit and push")
+
+
+# ---- end to end: a Prefect server, two workers, a bare git remote and a folder as DVC remote ---------
+
+def lock_stages(repo: Path) -> dict:
+    return yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+
+
+@pytest.mark.slow
+def test_run_on_two_workers_matches_a_local_run(small_baseline, tmp_path):
+    from nlpdag.runs.lockdiff import compare_locks, load_lock
+    from nlpdag.runs.server import free_port, stop_pid
+    from test_pipeline import set_params
+
+    user = clone_repo(small_baseline, tmp_path / "user")
+    remote, store, work = tmp_path / "remote.git", tmp_path / "dvcstore", tmp_path / "work"
+    work.mkdir()
+    run(["git", "init", "-q", "--bare", str(remote)], tmp_path)
+    run(["git", "remote", "add", "origin", str(remote)], user)
+    run(["dvc", "remote", "add", "-d", "shared", str(store)], user)
+    # Two independent stale stages (topics, tsne) between `check` and `report`: two at once, one per worker
+    # (one thread each: tsne's `auto` would be both cores of this machine, and wait for topics).
+    set_params(user, {"topics": {"n_topics": 3}, "tsne": {"perplexity": 5.0, "n_jobs": 1}})
+    run(["git", "commit", "-qam", "a shared DVC remote; 3 topics; t-SNE perplexity 5 on one thread"], user)
+    run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], user)
+    # Nothing pushed to the DVC remote by hand: the coordinator pushes what workers need.
+
+    home = tmp_path / "prefect"
+    env = {**run_env(), "PREFECT_HOME": str(home), "NLPDAG_SWEEP_TMP": str(work), "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    started = time.monotonic()
+    url = run(["nlpdag", "server", "start", "--repo", str(user), "--port", str(free_port())], user, env=env).stdout.strip()
+    server_pid = json.loads((home / "nlpdag-server.json").read_text())["pid"]
+    env["PREFECT_API_URL"] = url
+    workers: dict[str, subprocess.Popen] = {}
+    logs = {name: tmp_path / f"{name}.log" for name in ("w1", "w2")}
+    tails = lambda: "\n".join(f"--- {n}\n{l.read_text()[-3000:]}" for n, l in logs.items() if l.exists())
+    pool_run = ["nlpdag", "run", "--pool", "nlpdag", "--jobs", "2"]
+    try:
+        # No worker yet: one line, exit 2, nothing submitted.
+        proc = run(pool_run, user, env=env, check=False)
+        assert (proc.returncode, proc.stderr.strip()) == (
+            2, f"error: no worker is polling work pool nlpdag at {url}: start one with `nlpdag worker --pool nlpdag`")
+
+        for name, log in logs.items():
+            workers[name] = subprocess.Popen(["nlpdag", "worker", "--name", name], cwd=tmp_path, env=env,
+                                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        until(lambda: len(online(url)) == 2, 120, "two workers online", on_fail=tails)
+        print(f"server and two workers up in {time.monotonic() - started:.1f} s")
+
+        begun = time.monotonic()
+        proc = run(pool_run, user, env=env, check=False)
+        print(f"nlpdag run --pool: {time.monotonic() - begun:.1f} s")
+        assert proc.returncode == 0, proc.stdout + proc.stderr + tails()
+        ran = re.search(r"stages, ran (.+?)(?:, restored .*)? in [\d.]+ s", proc.stdout)
+        assert ran and sorted(ran[1].split(", ")) == ["check", "report", "topics", "tsne"], proc.stdout
+
+        # Each stale stage was one flow run of the stage deployment, run by a worker; the two
+        # independent ones ran at once, one on each worker.
+        runs = [r for r in api(url, "flow_runs/filter") if r["deployment_id"]]
+        assert sorted(r["name"] for r in runs) == ["check", "report", "topics", "tsne"], runs
+        assert {r["state_type"] for r in runs} == {"COMPLETED"}
+        by_worker = {name: {r["name"] for r in runs if f"Worker '{name}' submitting flow run '{r['id']}'" in text}
+                     for name, text in ((n, l.read_text()) for n, l in logs.items())}
+        assert sorted(by_worker["w1"] | by_worker["w2"]) == ["check", "report", "topics", "tsne"], by_worker
+        assert not by_worker["w1"] & by_worker["w2"] and all(by_worker.values()), by_worker
+        rows = {r["name"]: r for r in runs}
+        assert rows["topics"]["start_time"] < rows["tsne"]["end_time"] and \
+            rows["tsne"]["start_time"] < rows["topics"]["end_time"], "topics and tsne did not overlap"
+        # On the workers, every upstream stage came from the DVC remote: none recomputed.
+        arts = api(url, "artifacts/filter", {"artifacts": {"key": {"any_": ["nlpdag-stage"]}}})
+        done = {row["stage"]: row for a in arts for row in (json.loads(a["data"]) if isinstance(a["data"], str)
+                                                             else a["data"])}
+        assert {s: (r["outcome"], r["upstream_ran"]) for s, r in done.items()} == {
+            s: ("ran", []) for s in ("check", "topics", "tsne", "report")}, done
+        assert list(work.iterdir()) == []  # every clone removed
+
+        # The coordinator restored each stage from the run cache: clean, and a second run sends nothing.
+        assert run(["dvc", "status", "--json"], user).stdout.strip() in ("{}", "")
+        before = lock_stages(user)
+        again = run(pool_run, user, env=env)
+        assert "ran none" in again.stdout, again.stdout
+        assert len([r for r in api(url, "flow_runs/filter") if r["deployment_id"]]) == 4
+        assert lock_stages(user) == before
+    finally:
+        for proc in workers.values():
+            stop_tree(proc)
+        stop_pid(server_pid)
+
+    # The same dvc.lock as a local `dvc repro` of the same commit in another clone.
+    local = clone_repo(small_baseline, tmp_path / "local")
+    run(["git", "fetch", "-q", str(remote), "main"], local)
+    run(["git", "checkout", "-q", "FETCH_HEAD"], local)
+    run(["dvc", "repro"], local)
+    same = compare_locks(load_lock(local / "dvc.lock"), load_lock(user / "dvc.lock"), local / ".dvc/cache",
+                         user / ".dvc/cache")
+    print("dvc.lock against a local dvc repro:", {s: v["verdict"] for s, v in sorted(same.items())})
+    # Identical entries, or outputs that differ only in the wall-clock figures stages record (lockdiff.py).
+    assert {s: v for s, v in same.items() if v["verdict"] not in ("identical", "same results")} == {}
+    assert list(lock_stages(local)) == list(lock_stages(user))
+    assert {s for s, v in same.items() if v["verdict"] != "identical"} <= {"report", "topics", "tsne"}
