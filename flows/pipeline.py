@@ -55,12 +55,13 @@ def repro_stage(stage: str, root: str, stale: bool, upstream: list[dict], need: 
         start = time.time() - clock
         try:
             if pool is not None:
-                from nlpdag.runs.remote import run_on_pool  # only with --pool
-
+                from nlpdag.runs.remote import run_on_pool, sent  # only with --pool
+            if pool is not None and sent(pool, stage):
                 outcome, cpu, peak, output = run_on_pool(Path(root), stage, threads=need.threads, **pool), None, None, ""
             else:
                 done = run_stage(Path(root), stage, need.threads, force)
                 outcome, cpu, peak, output = done.outcome, done.cpu_seconds, done.peak_memory_mb, done.output
+            end = time.time() - clock  # before the slots go back, so the timeline never shows more threads than cores
         except PipelineError as exc:
             if not exc.ours:
                 raise
@@ -68,7 +69,6 @@ def repro_stage(stage: str, root: str, stale: bool, upstream: list[dict], need: 
             return Failed(message=str(exc).removeprefix("error: "),
                           data={"stage": stage, "user_error": True, "timing": timing(stage, "failed", need, ready,
                                                                                       start, end)})
-    end = time.time() - clock
     for line in output.splitlines():
         if line.strip():
             logger.info(line)

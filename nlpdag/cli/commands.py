@@ -29,6 +29,9 @@ def run(
     pool: Optional[str] = typer.Option(None, help="Send each ready stage to the Prefect workers of this work pool "
                                                   "(README: a run across machines)."),
     git_remote: str = typer.Option("origin", help="With --pool: the git remote workers clone from."),
+    send: Optional[list[str]] = typer.Option(None, help="With --pool: the stages to send, as patterns (repeat: "
+                                                        "--send 'neural@*' --send glove); the others run here. "
+                                                        "Default: all."),
 ) -> None:
     """Run the whole pipeline through Prefect (DVC skips what is up to date)."""
     from nlpdag.runs.dag import Plan, PipelineError, find_root
@@ -65,7 +68,7 @@ def run(
             from nlpdag.runs.remote import prepare_pool
 
             try:
-                prepared = prepare_pool(root, pool, git_remote)
+                prepared = prepare_pool(root, pool, git_remote, send)
             except PipelineError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(2)
