@@ -9,6 +9,7 @@ failed stage; the others finish.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -51,12 +52,17 @@ def repro_stage(stage: str, root: str, stale: bool, upstream: list[dict], need: 
         logger.info("%s: up to date", stage)
         return timing(stage, "up to date", need, ready, now, now)
     cores, memory = limits
-    with concurrency(memory, occupy=max(1, math.ceil(need.memory_gb))), concurrency(cores, occupy=slots):
+    remote = False
+    if pool is not None:
+        from nlpdag.runs.remote import run_on_pool, sent  # only with --pool
+
+        remote = sent(pool, stage)
+    # A stage sent to the pool uses a worker's cores, not this machine's.
+    with (contextlib.nullcontext() if remote else concurrency(memory, occupy=max(1, math.ceil(need.memory_gb)))), \
+            (contextlib.nullcontext() if remote else concurrency(cores, occupy=slots)):
         start = time.time() - clock
         try:
-            if pool is not None:
-                from nlpdag.runs.remote import run_on_pool, sent  # only with --pool
-            if pool is not None and sent(pool, stage):
+            if remote:
                 outcome, cpu, peak, output = run_on_pool(Path(root), stage, threads=need.threads, **pool), None, None, ""
             else:
                 done = run_stage(Path(root), stage, need.threads, force)
