@@ -61,6 +61,13 @@ def test_preflight_refuses_what_workers_would_not_see(tmp_path):
         prepare_pool(repo, "nlpdag")
     assert str(err.value) == ("data/raw/mine.tsv is not in git, so workers would not see it: git add (or dvc add) it, "
                               "commit and push")
+    (repo / "data/raw/mine.tsv").unlink()
+    with pytest.raises(PreflightError, match=r"^--send neural-\*: no stage matches \(bow, check, "):
+        prepare_pool(repo, "nlpdag", send=["neural@*", "neural-*"])
+    from nlpdag.runs.remote import sent
+
+    assert [sent({"send": ["neural@*", "glove"]}, s) for s in ("neural@a", "glove", "report")] == [True, True, False]
+    assert sent({}, "report")  # default: every stage
 
 
 # ---- end to end: a Prefect server, two workers, a bare git remote and a folder as DVC remote ---------
@@ -89,7 +96,9 @@ def test_run_on_two_workers_matches_a_local_run(small_baseline, tmp_path):
     # Nothing pushed to the DVC remote by hand: the coordinator pushes what workers need.
 
     home = tmp_path / "prefect"
-    env = {**run_env(), "PREFECT_HOME": str(home), "NLPDAG_SWEEP_TMP": str(work), "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    # The workers share one DVC cache (one machine here), as NLPDAG_DVC_CACHE lets a real worker machine do.
+    env = {**run_env(), "PREFECT_HOME": str(home), "NLPDAG_SWEEP_TMP": str(work), "PREFECT_WORKER_QUERY_SECONDS": "2",
+           "NLPDAG_DVC_CACHE": str(tmp_path / "workercache")}
     started = time.monotonic()
     url = run(["nlpdag", "server", "start", "--repo", str(user), "--port", str(free_port())], user, env=env).stdout.strip()
     server_pid = json.loads((home / "nlpdag-server.json").read_text())["pid"]
@@ -114,6 +123,10 @@ def test_run_on_two_workers_matches_a_local_run(small_baseline, tmp_path):
         proc = run(pool_run, user, env=env, check=False)
         print(f"nlpdag run --pool: {time.monotonic() - begun:.1f} s")
         assert proc.returncode == 0, proc.stdout + proc.stderr + tails()
+        # Where each stage's time went: the coordinator's side, then the worker's.
+        print("\n".join(line.split(" - ", 1)[-1] for line in proc.stderr.splitlines() if "pushed its inputs" in line))
+        print("\n".join(line.split(" - ", 1)[-1] for log in logs.values() for line in log.read_text().splitlines()
+                        if ": clone " in line))
         ran = re.search(r"stages, ran (.+?)(?:, restored .*)? in [\d.]+ s", proc.stdout)
         assert ran and sorted(ran[1].split(", ")) == ["check", "report", "topics", "tsne"], proc.stdout
 
@@ -135,7 +148,8 @@ def test_run_on_two_workers_matches_a_local_run(small_baseline, tmp_path):
                                                              else a["data"])}
         assert {s: (r["outcome"], r["upstream_ran"]) for s, r in done.items()} == {
             s: ("ran", []) for s in ("check", "topics", "tsne", "report")}, done
-        assert list(work.iterdir()) == []  # every clone removed
+        assert list(work.iterdir()) == []  # every clone removed; the inputs they pulled stay in the shared cache
+        assert any((tmp_path / "workercache/files/md5").iterdir())
 
         # The coordinator restored each stage from the run cache: clean, and a second run sends nothing.
         assert run(["dvc", "status", "--json"], user).stdout.strip() in ("{}", "")

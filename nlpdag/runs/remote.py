@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import yaml
@@ -21,7 +22,7 @@ import yaml
 from nlpdag.runs.dag import PipelineError, dvc, parse_status, stage_graph
 from nlpdag.runs.pool import (FINAL, PreflightError, check_pushed, ensure_deployment, ensure_pool,
                               ensure_unresponsive_automation, heartbeat_seconds, online_workers)
-from nlpdag.runs.repo import lock_outputs, ran_stages, untracked_inputs, user_inputs, sync_objects
+from nlpdag.runs.repo import lock_outputs, ran_stages, sync_objects, untracked_inputs, user_inputs
 
 DEPLOYMENT = "pool"
 ENTRYPOINT = "flows.stage.stage_run"
@@ -40,12 +41,23 @@ def _log():
         return logging.getLogger("nlpdag.remote")
 
 
-def prepare_pool(root: Path, pool: str, git_remote: str = "origin") -> dict:
+def _flow_run_id():
+    """The coordinator's flow run, when called from one of its tasks."""
+    from prefect.context import TaskRunContext
+
+    context = TaskRunContext.get()
+    return context.task_run.flow_run_id if context else None
+
+
+def prepare_pool(root: Path, pool: str, git_remote: str = "origin", send: list[str] | None = None) -> dict:
     """Preflight for `nlpdag run --pool`, before any stage runs (PREFECT_API_URL already set to the
     server the workers poll): the workspace is committed and pushed to `git_remote`, its commit names
     a default DVC remote, a worker polls `pool`; then the pool, the deployment of flows/stage.py, and
-    this checkout's outputs and run cache pushed. Raises PreflightError (a PipelineError) with one line
-    saying what to do. Returns the JSON-able keyword arguments of `run_on_pool`."""
+    this checkout's outputs and run cache pushed. `send`: the stages that go to the pool, as
+    shell-style patterns (`neural@*`; default all); the others run here (`sent`). Raises
+    PreflightError (a PipelineError) with one line saying what to do. Returns the JSON-able keyword
+    arguments of `run_on_pool`."""
+    send = list(send or ["*"])
     inputs, _ = user_inputs(root)
     # What workers clone must be what the stages read here: every input that no stage writes.
     target = check_pushed(root, git_remote, ["params.yaml", "dvc.yaml", ".dvc/config", "*.dvc", *inputs], "run")
@@ -54,6 +66,9 @@ def prepare_pool(root: Path, pool: str, git_remote: str = "origin") -> dict:
                              "commit and push")
     heartbeat = heartbeat_seconds()
     graph = stage_graph(root)
+    for pattern in send:
+        if not any(fnmatchcase(stage, pattern) for stage in graph):
+            raise PreflightError(f"--send {pattern}: no stage matches ({', '.join(sorted(graph))})")
 
     import httpx
     from prefect.client.orchestration import get_client
@@ -79,16 +94,21 @@ def prepare_pool(root: Path, pool: str, git_remote: str = "origin") -> dict:
                              "is PREFECT_API_URL right?") from None
     push_outputs(root, list(read_lock(root)))
     return {"pool": pool, "deployment_id": str(deployment_id), "repo_url": target.repo_url, "rev": target.rev,
-            "upstream": {stage: sorted(ups) for stage, ups in graph.items()}, "workers": workers}
+            "upstream": {stage: sorted(ups) for stage, ups in graph.items()}, "workers": workers, "send": send}
+
+
+def sent(prepared: dict, stage: str) -> bool:
+    """Whether `stage` goes to the pool (`prepare_pool`'s `send`), or runs here like a local stage."""
+    return any(fnmatchcase(stage, pattern) for pattern in prepared.get("send", ["*"]))
 
 
 def run_on_pool(root: Path, stage: str, *, threads: int, pool: str, deployment_id: str, repo_url: str, rev: str,
-                upstream: dict[str, list[str]], workers: list[str] = ()) -> str:
+                upstream: dict[str, list[str]], workers: list[str] = (), send: list[str] = ("*",)) -> str:
     """Run one stage on a worker and restore it here. Returns "ran" (the worker computed it),
     "restored" (the worker found it in the run cache: computed before with the same inputs) or
     "up to date" (it was not stale after all: nothing sent). A failed flow run raises
-    PipelineError(its one line, ours=True when it is the stage's own `error:` line). `workers`: those
-    online at the preflight, for the caller's messages."""
+    PipelineError(its one line, ours=True when it is the stage's own `error:` line). `workers` (those
+    online at the preflight) and `send` are for the caller."""
     log = _log()
     if stage not in parse_status(dvc(root, "--wait-for-lock", "status", "--json", stage)):
         return "up to date"  # an upstream stage ran and wrote what it had before (`check` always does)
@@ -163,7 +183,10 @@ def _wait_for_run(root: Path, stage: str, threads: int, pool: str, deployment_id
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelled, Cancelling
 
+    coordinator = _flow_run_id()
     with get_client(sync_client=True) as client:
+        if coordinator and client.read_flow_run(coordinator).state.type.value in FINAL:
+            raise PipelineError(f"{stage}: the run was interrupted")  # a retry after Ctrl-C: send nothing
         run = client.create_flow_run_from_deployment(
             UUID(deployment_id), name=stage, tags=["nlpdag", "run", rev[:10]],
             parameters={"repo_url": repo_url, "rev": rev, "stage": stage, "threads": threads, "lock": lock})
@@ -176,6 +199,10 @@ def _wait_for_run(root: Path, stage: str, threads: int, pool: str, deployment_id
                 kind = state.type.value if state else "SCHEDULED"
                 if kind in FINAL:
                     break
+                if coordinator and client.read_flow_run(coordinator).state.type.value in FINAL:
+                    # Ctrl-C (or a cancel in the UI) ended the coordinator's flow run; Python then waits
+                    # for this thread, so the stage's worker must stop, not the coordinator wait for it.
+                    raise PipelineError(f"{stage}: the run was interrupted")
                 if kind in ("SCHEDULED", "PENDING") and not online_workers(client, pool):
                     queued_alone = queued_alone or time.monotonic()
                     if time.monotonic() - queued_alone > WORKERLESS:
@@ -185,7 +212,7 @@ def _wait_for_run(root: Path, stage: str, threads: int, pool: str, deployment_id
                     queued_alone = None
                 time.sleep(POLL)
         except BaseException:
-            # The coordinator stops (Ctrl-C, a failed sibling): the stage's worker stops too.
+            # The coordinator stops (Ctrl-C, no worker left): the stage's worker stops too.
             if kind not in FINAL:  # a queued run is simply dropped; a running one is stopped by its worker
                 stop = Cancelled() if kind in ("SCHEDULED", "PENDING") else Cancelling()
                 client.set_flow_run_state(run.id, stop, force=True)

@@ -7,6 +7,7 @@ No Prefect here: the flows wrap these in tasks.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from nlpdag.runs.dag import PipelineError, dvc_env
+from nlpdag.runs.dag import PipelineError, dvc, dvc_env
 
+SHARED_CACHE = "NLPDAG_DVC_CACHE"
 _RAN = re.compile(r"^Running stage '([^']+)'")
 _RESTORED = re.compile(r"^Stage '([^']+)' is cached - skipping run")
 
@@ -31,7 +33,10 @@ def git(cwd: Path, *args: str) -> str:
 
 def clone(repo_url: str, rev: str, dest: Path) -> Path:
     """A fresh clone of `repo_url` checked out at `rev` (detached); `dest` is emptied first, so a
-    retry starts clean. Outputs are not pulled: each caller pulls what it needs."""
+    retry starts clean. Outputs are not pulled: each caller pulls what it needs. With
+    $NLPDAG_DVC_CACHE set (a worker machine's setting), the clone's DVC cache is that folder, shared
+    by every clone on the machine: an input is downloaded once per machine, not once per flow run
+    (DVC writes cache objects atomically, so flow runs at once may share it)."""
     import shutil
 
     shutil.rmtree(dest, ignore_errors=True)
@@ -41,6 +46,8 @@ def clone(repo_url: str, rev: str, dest: Path) -> Path:
         # `dvc exp run` commits the experiment; a worker account may have no git identity.
         git(dest, "config", "user.name", "nlpdag worker")
         git(dest, "config", "user.email", "nlpdag-worker@localhost")
+    if cache := os.environ.get(SHARED_CACHE):
+        dvc(dest, "cache", "dir", "--local", str(Path(cache).expanduser().resolve()))
     return dest
 
 
