@@ -89,7 +89,7 @@ def test_run_on_two_workers_matches_a_local_run(small_baseline, tmp_path):
     run(["git", "remote", "add", "origin", str(remote)], user)
     run(["dvc", "remote", "add", "-d", "shared", str(store)], user)
     # Two independent stale stages (topics, tsne) between `check` and `report`: two at once, one per worker
-    # (one thread each: tsne's `auto` would be both cores of this machine, and wait for topics).
+    # (t-SNE on one thread: both workers share this machine's two cores).
     set_params(user, {"topics": {"n_topics": 3}, "tsne": {"perplexity": 5.0, "n_jobs": 1}})
     run(["git", "commit", "-qam", "a shared DVC remote; 3 topics; t-SNE perplexity 5 on one thread"], user)
     run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], user)
@@ -106,7 +106,8 @@ def test_run_on_two_workers_matches_a_local_run(small_baseline, tmp_path):
     workers: dict[str, subprocess.Popen] = {}
     logs = {name: tmp_path / f"{name}.log" for name in ("w1", "w2")}
     tails = lambda: "\n".join(f"--- {n}\n{l.read_text()[-3000:]}" for n, l in logs.items() if l.exists())
-    pool_run = ["nlpdag", "run", "--pool", "nlpdag", "--jobs", "2"]
+    # `check` takes a second: it stays here, the others go to the workers.
+    pool_run = ["nlpdag", "run", "--pool", "nlpdag", "--jobs", "2", "--send", "t*", "--send", "report"]
     try:
         # No worker yet: one line, exit 2, nothing submitted.
         proc = run(pool_run, user, env=env, check=False)
@@ -130,14 +131,16 @@ def test_run_on_two_workers_matches_a_local_run(small_baseline, tmp_path):
         ran = re.search(r"stages, ran (.+?)(?:, restored .*)? in [\d.]+ s", proc.stdout)
         assert ran and sorted(ran[1].split(", ")) == ["check", "report", "topics", "tsne"], proc.stdout
 
-        # Each stale stage was one flow run of the stage deployment, run by a worker; the two
+        # Each stale stage sent was one flow run of the stage deployment, run by a worker; the two
         # independent ones ran at once, one on each worker.
         runs = [r for r in api(url, "flow_runs/filter") if r["deployment_id"]]
-        assert sorted(r["name"] for r in runs) == ["check", "report", "topics", "tsne"], runs
+        assert sorted(r["name"] for r in runs) == ["report", "topics", "tsne"], runs
         assert {r["state_type"] for r in runs} == {"COMPLETED"}
-        by_worker = {name: {r["name"] for r in runs if f"Worker '{name}' submitting flow run '{r['id']}'" in text}
+        # A flow run's own log lines go to the log of the worker that ran it (two workers may both try to
+        # take a run; the server lets one have it).
+        by_worker = {name: {r["name"] for r in runs if f"Flow run '{r['name']}' - Finished in state Completed" in text}
                      for name, text in ((n, l.read_text()) for n, l in logs.items())}
-        assert sorted(by_worker["w1"] | by_worker["w2"]) == ["check", "report", "topics", "tsne"], by_worker
+        assert sorted(by_worker["w1"] | by_worker["w2"]) == ["report", "topics", "tsne"], by_worker
         assert not by_worker["w1"] & by_worker["w2"] and all(by_worker.values()), by_worker
         rows = {r["name"]: r for r in runs}
         assert rows["topics"]["start_time"] < rows["tsne"]["end_time"] and \
@@ -147,7 +150,7 @@ def test_run_on_two_workers_matches_a_local_run(small_baseline, tmp_path):
         done = {row["stage"]: row for a in arts for row in (json.loads(a["data"]) if isinstance(a["data"], str)
                                                              else a["data"])}
         assert {s: (r["outcome"], r["upstream_ran"]) for s, r in done.items()} == {
-            s: ("ran", []) for s in ("check", "topics", "tsne", "report")}, done
+            s: ("ran", []) for s in ("topics", "tsne", "report")}, done
         assert list(work.iterdir()) == []  # every clone removed; the inputs they pulled stay in the shared cache
         assert any((tmp_path / "workercache/files/md5").iterdir())
 
@@ -156,22 +159,33 @@ def test_run_on_two_workers_matches_a_local_run(small_baseline, tmp_path):
         before = lock_stages(user)
         again = run(pool_run, user, env=env)
         assert "ran none" in again.stdout, again.stdout
-        assert len([r for r in api(url, "flow_runs/filter") if r["deployment_id"]]) == 4
+        assert len([r for r in api(url, "flow_runs/filter") if r["deployment_id"]]) == 3
         assert lock_stages(user) == before
+
+        # The same dvc.lock as a local `dvc repro` of the same commit in another clone.
+        local = clone_repo(small_baseline, tmp_path / "local")
+        run(["git", "fetch", "-q", str(remote), "main"], local)
+        run(["git", "checkout", "-q", "FETCH_HEAD"], local)
+        run(["dvc", "repro"], local)
+        same = compare_locks(load_lock(local / "dvc.lock"), load_lock(user / "dvc.lock"), local / ".dvc/cache",
+                             user / ".dvc/cache")
+        print("dvc.lock against a local dvc repro:", {s: v["verdict"] for s, v in sorted(same.items())})
+        # Identical entries, or outputs that differ only in the wall-clock figures stages record (lockdiff.py).
+        assert {s: v for s, v in same.items() if v["verdict"] not in ("identical", "same results")} == {}
+        assert list(lock_stages(local)) == list(lock_stages(user))
+        assert {s for s, v in same.items() if v["verdict"] != "identical"} <= {"report", "topics", "tsne"}
+
+        # A stage's own error on a worker ends the run as a local one does: its one line, exit code 2.
+        set_params(user, {"topics": {"device": "cuda"}})  # passes `check`; no CUDA here
+        run(["git", "commit", "-qam", "topics on CUDA"], user)
+        run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], user)
+        proc = run(pool_run, user, env=env, check=False)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert proc.returncode == 2 and len(errors) == 1, proc.stdout + proc.stderr
+        assert errors[0].startswith("error: topics.device=cuda but CUDA is not available on this machine "
+                                    "(set topics.device to auto or cpu)"), errors
+        assert "topics" in json.loads(run(["dvc", "status", "--json"], user).stdout)
     finally:
         for proc in workers.values():
             stop_tree(proc)
         stop_pid(server_pid)
-
-    # The same dvc.lock as a local `dvc repro` of the same commit in another clone.
-    local = clone_repo(small_baseline, tmp_path / "local")
-    run(["git", "fetch", "-q", str(remote), "main"], local)
-    run(["git", "checkout", "-q", "FETCH_HEAD"], local)
-    run(["dvc", "repro"], local)
-    same = compare_locks(load_lock(local / "dvc.lock"), load_lock(user / "dvc.lock"), local / ".dvc/cache",
-                         user / ".dvc/cache")
-    print("dvc.lock against a local dvc repro:", {s: v["verdict"] for s, v in sorted(same.items())})
-    # Identical entries, or outputs that differ only in the wall-clock figures stages record (lockdiff.py).
-    assert {s: v for s, v in same.items() if v["verdict"] not in ("identical", "same results")} == {}
-    assert list(lock_stages(local)) == list(lock_stages(user))
-    assert {s for s, v in same.items() if v["verdict"] != "identical"} <= {"report", "topics", "tsne"}
