@@ -34,7 +34,9 @@ RUNNING = re.compile(r"^Running stage '([^']+)'")
 
 
 def env() -> dict:
-    return dict(os.environ, DVC_NO_ANALYTICS="1", PATH=f"{ROOT / '.venv/bin'}{os.pathsep}{os.environ['PATH']}")
+    # Unbuffered: DVC's "Running stage" lines must arrive when DVC prints them, as they time the stages.
+    return dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONUNBUFFERED="1",
+                PATH=f"{ROOT / '.venv/bin'}{os.pathsep}{os.environ['PATH']}")
 
 
 def timed(args: list[str], log: Path) -> tuple[float, float, list[tuple[float, str]]]:
@@ -71,7 +73,7 @@ def analyse(seq: dict, timeline: dict, graph: dict[str, set[str]]) -> dict:
     bound_alone = max(path_alone, cpu / cores)
     return {
         "cores": cores,
-        "sequential": {"command": "dvc repro", "wall_seconds": round(seq["wall"], 1),
+        "sequential": {"command": "dvc repro --force", "wall_seconds": round(seq["wall"], 1),
                        "cpu_seconds": round(seq["cpu"], 1)},
         "parallel": {"command": "nlpdag run --jobs auto --force", "wall_seconds": round(seq["parallel_wall"], 1),
                      "stages_wall_seconds": par_wall, "cpu_seconds": cpu,
@@ -101,7 +103,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     raw = OUT / "side_by_side_raw.json"
     if not args.report:
-        wall, cpu, lines = timed([str(ROOT / ".venv/bin/dvc"), "repro"], OUT / "sequential.log")
+        wall, cpu, lines = timed([str(ROOT / ".venv/bin/dvc"), "repro", "--force"], OUT / "sequential.log")
         shutil.copy(ROOT / "dvc.lock", OUT / "sequential.dvc.lock")
         print(f"dvc repro: {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
         pwall, pcpu, _ = timed([str(ROOT / ".venv/bin/nlpdag"), "run", "--jobs", "auto", "--force"], OUT / "parallel.log")
