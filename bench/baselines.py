@@ -23,9 +23,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nlpdag.models.baselines import (DEFAULT_BETA, DEFAULT_C, fit_dense_logreg, fit_nb_logreg, fit_nbsvm,  # noqa: E402
-                              idf_from_doc_freq, mean_vectors, ngram_counts, select_C, stack_vectors)
+from nlpdag.models.baselines import (DEFAULT_C, fit_dense_logreg,  # noqa: E402
+                                    idf_from_doc_freq, mean_vectors, ngram_counts, select_C, stack_vectors)
 from nlpdag.io.tables import read_frame, read_table  # noqa: E402
+from nlpdag.models.nblinear import DEFAULT_BETA, fit_nb_logreg, fit_nbsvm  # noqa: E402
 from nlpdag.io.vectors import read_vectors  # noqa: E402
 
 GRIDS = {"nb_logreg": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0],

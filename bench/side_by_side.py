@@ -114,6 +114,11 @@ def main() -> None:
     graph = parse_dot(subprocess.run([str(ROOT / ".venv/bin/dvc"), "dag", "--dot"], cwd=ROOT, env=env(),
                                      capture_output=True, text=True, check=True).stdout)
     result = analyse(seq, json.loads((ROOT / "reports/timeline.json").read_text()), graph)
+    # The two runs' dvc.lock, stage by stage, through the one DVC cache both wrote to.
+    from nlpdag.runs.lockdiff import compare_locks, load_lock
+
+    same = compare_locks(load_lock(OUT / "sequential.dvc.lock"), load_lock(ROOT / "dvc.lock"), ROOT / ".dvc/cache")
+    result["locks"] = {stage: v for stage, v in sorted(same.items())}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "stages"}, indent=1))

@@ -1,13 +1,14 @@
 """Every name a classifier row can have, parsed and printed in one place.
 
 - An embedding: a method (`word2vec_skipgram`), a reduction `<method>__<reducer>` (`glove__vae`),
-  `pretrained` or `random`; a Doc2Vec method's word vectors are `doc2vec_dm` / `doc2vec_dbow`.
+  `pretrained` or `random`; a Doc2Vec method's word vectors are `doc2vec_dm` / `doc2vec_dbow` (`doc2vec_ngram`'s are none:
+  it trains document vectors only).
 - A neural model spec, `<family parts>@<embedding>`:
   recurrent `<cell>[-bi]-<pooling>` (lstm-bi-attention@word2vec_skipgram, gru-max@random);
   recursive `<treelstm|recnn>-<balanced|left|right|rae>` (treelstm-rae@glove);
   Transformer `transformer-<layers>x<d_model>` (transformer-2x128@word2vec_skipgram).
 - A baseline row `tfidf_logreg`, `nb_logreg`, `nbsvm`, `mean@<method>`, `idf_mean@<method>`,
-  `docvec@<doc2vec method>[+<doc2vec method>]`, and the `ensemble` row (its members
+  `docvec@<doc2vec method>[+<doc2vec method>]`, `nb_docvec@<doc2vec method>`, and the `ensemble` row (its members
   are in its scores' `ensemble.members`).
 
 Config validation, training, `nlpdag predict`, the `classify` stage and the report's claims all read
@@ -29,6 +30,7 @@ TREE_SHAPES = {"balanced": "balanced trees", "left": "left-branching trees", "ri
                "rae": "recursive auto-encoder trees"}
 METHOD_NAMES = {"word2vec_cbow": "word2vec CBOW", "word2vec_skipgram": "word2vec skip-gram", "glove": "GloVe",
                 "fasttext": "FastText", "doc2vec_dm": "Doc2Vec PV-DM", "doc2vec_dbow": "Doc2Vec PV-DBOW",
+                "doc2vec_ngram": "Doc2Vec DV-ngram (PV-DBOW over words and n-grams)",
                 "pretrained": "pre-trained vectors", "random": "random initialisation"}
 REDUCER_NAMES = {"none": "no reduction", "pca": "PCA", "ae": "plain auto-encoder", "dae": "denoising auto-encoder",
                  "stacked_ae": "stacked auto-encoder", "vae": "variational auto-encoder"}
@@ -36,7 +38,8 @@ BASELINE_NAMES = {"tfidf_logreg": "TF-IDF + logistic regression",
                   "nb_logreg": "NB-LR (naive-Bayes features + logistic regression)",
                   "nbsvm": "NBSVM (naive-Bayes features + SVM)", "mean": "mean word vector + logistic regression",
                   "idf_mean": "IDF-weighted mean word vector + logistic regression",
-                  "docvec": "document vectors + logistic regression"}
+                  "docvec": "document vectors + logistic regression",
+                  "nb_docvec": "NB-weighted n-grams + document vectors in one logistic regression"}
 
 _RNN = re.compile(rf"^({'|'.join(CELLS)})(-bi)?-({'|'.join(POOLINGS)})$")
 _TREE = re.compile(rf"^({'|'.join(TREE_CELLS)})-({'|'.join(TREE_SHAPES)})$")
@@ -165,7 +168,7 @@ def split_members(joined: str) -> list[str]:
     joins Doc2Vec modes within one row."""
     out: list[str] = []
     for part in joined.split("+"):
-        if out and out[-1].startswith("docvec@") and part.startswith("doc2vec_"):
+        if out and out[-1].startswith(("docvec@", "nb_docvec@")) and part.startswith("doc2vec_"):
             out[-1] += "+" + part
         else:
             out.append(part)
@@ -195,7 +198,7 @@ def human(name: str) -> str:
     kind, _, on = name.partition("@")
     if kind in BASELINE_NAMES:
         return BASELINE_NAMES[kind] + (f", on {' + '.join(human(m) for m in on.split('+'))}" if on else "")
-    return name
+    return METHOD_NAMES.get(name, name)  # doc2vec_ngram: a method with document vectors only
 
 
 SOURCE_NAMES = {"imdb": "IMDB", "rotten_tomatoes": "Rotten Tomatoes"}

@@ -19,7 +19,7 @@ from nlpdag.names import parse_model
 def run(params: StageParams, log=print) -> dict:
     p = params.classify
     check_specs(p.models)
-    check_members(p.ensemble, p.baselines, p.baseline_methods, list(p.models.values()))
+    check_members(p.ensemble, p.baselines, p.baseline_methods, list(p.models.values()), p.nb_docvec)
     data = load_dataset()
     if data.train.sum() == 0 or data.test.sum() == 0:
         raise StageError(f"{CORPUS}: needs documents in both the train and the test split")

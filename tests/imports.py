@@ -56,3 +56,37 @@ def code_files(module: str) -> list[str]:
 def all_modules() -> list[str]:
     paths = [p for top in OWN for p in (ROOT / top).rglob("*.py")]
     return sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__") for p in paths)
+
+
+def rewrite_code_deps(dvc_yaml: str) -> str:
+    """dvc.yaml's text with each stage's .py deps replaced by `code_files` of its `-m stages.X` module,
+    in place of the first .py dep; other deps, comments and order kept. `python tests/imports.py`
+    rewrites the file (after adding, moving or splitting a module)."""
+    import re
+
+    lines, out, i = dvc_yaml.splitlines(keepends=True), [], 0
+    module = None
+    while i < len(lines):
+        line = lines[i]
+        found = re.search(r"-m stages\.(\w+)", line)
+        module = found.group(1) if found else module
+        out.append(line)
+        i += 1
+        if line.strip() == "deps:" and module:
+            items = []
+            while i < len(lines) and lines[i].lstrip().startswith("- "):
+                items.append(lines[i])
+                i += 1
+            indent = items[0][: len(items[0]) - len(items[0].lstrip())]
+            first = next((n for n, item in enumerate(items) if item.strip().endswith(".py")), len(items))
+            rest = [item for item in items if not item.strip().endswith(".py")]
+            script = f"stages/{module}.py"  # the stage's own script first, then its library modules
+            files = [script] + [f for f in code_files(f"stages.{module}") if f != script]
+            code = [f"{indent}- {f}\n" for f in files]
+            out.extend(rest[:first] + code + rest[first:])
+    return "".join(out)
+
+
+if __name__ == "__main__":
+    path = ROOT / "dvc.yaml"
+    path.write_text(rewrite_code_deps(path.read_text()))

@@ -18,7 +18,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 from nlpdag.errors import StageError
-from nlpdag.models.baselines import BaselineError, _binarise, _labels, _ratios
+from nlpdag.models.linear_state import BaselineError, binarise, check_labels
+from nlpdag.models.nblinear import _ratios
 from nlpdag.text.cooccur import CHUNK_TOKENS, left_counts
 from nlpdag.text.corpus import _select, detect_format, read_errors
 
@@ -137,7 +138,7 @@ def nb_log_count_ratio(X, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     classes (positive = the larger label), (k, n_features) one-vs-rest for k > 2 classes."""
     if alpha <= 0:
         raise BaselineError(f"alpha must be > 0 (got {alpha}): r is undefined for unseen features")
-    Xb = _binarise(X)
-    y, classes = _labels(y, Xb.shape[0])
+    Xb = binarise(X)
+    y, classes = check_labels(y, Xb.shape[0])
     r = _ratios(Xb, y, classes, alpha)
     return r[1] if len(classes) == 2 else r

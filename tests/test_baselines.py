@@ -3,8 +3,10 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from nlpdag.models.baselines import (BaselineError, doc_word_matrix, fit_dense_logreg, fit_nb_logreg, fit_nbsvm,
-                              idf_from_doc_freq, idf_weights, mean_vectors, ngram_counts, select_C, stack_vectors)
+from nlpdag.models.baselines import (doc_word_matrix, fit_dense_logreg,
+                                    idf_from_doc_freq, idf_weights, mean_vectors, ngram_counts, select_C, stack_vectors)
+from nlpdag.models.linear_state import BaselineError
+from nlpdag.models.nblinear import fit_nb_logreg, fit_nbsvm
 from oracles import nb_log_count_ratio
 from nlpdag.errors import StageError
 
@@ -183,3 +185,28 @@ def test_stack_vectors_and_select_C():
     X, _ = ngram_counts(docs, [], min_df=2)
     best, scores = select_C(lambda X, y, C: fit_nb_logreg(X, y, C=C, seed=0), X, y, [0.1, 1.0], seed=0)
     assert set(scores) == {0.1, 1.0} and best == 0.1 and scores[0.1] == 1.0  # ties -> the smaller C
+
+
+def test_nb_docvec_folds_scaling_into_one_linear_model(tmp_path):
+    """NB n-grams + document vectors: the stored weights give the same probabilities as a logistic regression
+    fitted by hand on [r-scaled indicators | standardised vectors x scale]; saved and loaded as plain data."""
+    from sklearn.linear_model import LogisticRegression
+
+    from nlpdag.models.baselines import load_estimator, save_estimator
+    from nlpdag.models.nblinear import NBDocvec, fit_nb_docvec
+
+    docs, y = toy()
+    X, _ = ngram_counts(docs, [], min_df=2)
+    V = np.random.default_rng(1).normal(size=(len(y), 3)) + y[:, None] * [2.0, 0.0, -1.0]
+    model = fit_nb_docvec(sp.hstack([X, V]).tocsr(), y, C=0.5, n_dense=3, scale=0.3)
+    Xr = (X > 0).astype(float).multiply(nb_log_count_ratio(X, y)).tocsr()
+    Vs = (V - V.mean(axis=0)) / V.std(axis=0) * 0.3
+    direct = LogisticRegression(C=0.5, solver="liblinear", dual=True, random_state=0).fit(sp.hstack([Xr, Vs]).tocsr(), y)
+    both = sp.hstack([X, V]).tocsr()
+    np.testing.assert_allclose(model.predict_proba(both), direct.predict_proba(sp.hstack([Xr, Vs]).tocsr()), rtol=1e-6)
+    save_estimator(model, tmp_path / "m")
+    back = load_estimator(tmp_path / "m")
+    assert isinstance(back, NBDocvec) and (back.n_dense, back.scale) == (3, 0.3)
+    np.testing.assert_array_equal(back.predict_proba(both), model.predict_proba(both))
+    with pytest.raises(BaselineError, match="n_dense must be >= 1"):
+        NBDocvec(C=1.0, n_dense=0)

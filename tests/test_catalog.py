@@ -22,7 +22,8 @@ NOT_OUTPUTS = {("ingest", "RAW_DIR"), ("classify", "CHECKPOINTS")}
 KEY = "${key}"   # dvc.yaml's foreach over the classify.models mapping, left as it is
 # The catalog's functions of a name, called with every value dvc.yaml expands them for.
 CALLS = {("classify", "neural_dir"): [KEY], ("classify", "model_dir"): [KEY],
-         ("embeddings", "docvecs_path"): ["dm", "dbow"], ("embeddings", "doc2vec_model_dir"): ["dm", "dbow"]}
+         ("embeddings", "docvecs_path"): ["dm", "dbow", "ngram"],
+         ("embeddings", "doc2vec_model_dir"): ["dm", "dbow", "ngram"]}
 
 
 def module_of(stage: str) -> str:

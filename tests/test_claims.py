@@ -62,7 +62,7 @@ def test_no_verdict_from_noise():
               "lstm-bi-max@glove": {"accuracy": 0.8, "accuracy_ci": [0.79, 0.81]}}
     assert verdict_of(check_claims({}, {}, {}, {"models": models}), "Attention helps") == NOT_MEASURED
     counts = tally(check_claims(null, {}, {}, {}))
-    assert set(counts) == {SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED} and sum(counts.values()) == 12
+    assert set(counts) == {SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED} and sum(counts.values()) == 14
 
 
 def verdict_of(claims, prefix: str) -> str:
@@ -158,3 +158,28 @@ def test_how_to_measure_adds_a_model_to_the_classify_models_mapping():
         assert match, claim.how
         key, spec = match.groups()
         assert parse_params({"classify": {"models": {key: spec}}}).classify.models == {key: spec}
+
+
+def test_learned_and_dv_ngram_claims_follow_the_paired_tests():
+    from nlpdag.report.claims import dv_ngram_claim, learned_claim
+
+    def test(gain, p):
+        return {"accuracy_a": 0.9 + gain, "accuracy_b": 0.9, "gain": gain, "p_value": p, "significant": p < 0.05, "n": 100}
+
+    learned = {"a": "nb_docvec@doc2vec_ngram", "b": "nbsvm", "transductive": True,
+               "scopes": {"overall": test(0.01, 0.01), "imdb": test(0.012, 0.02)},
+               "by_docvec": {"doc2vec_ngram": {"scopes": {"overall": test(0.01, 0.01)}},
+                             "doc2vec_dbow": {"scopes": {"overall": test(0.002, 0.6)}}}}
+    claim = learned_claim({"versus": {"learned_vs_ngrams": learned}})
+    assert claim.verdict == SUPPORTED and "IMDB: 91.2% against 90.0% (+1.2 pts, McNemar p 0.02)" in claim.measurement
+    assert "Doc2Vec DV-ngram (PV-DBOW over words and n-grams) +1.0 pts (p 0.01)" in claim.measurement
+    assert "Doc2Vec PV-DBOW +0.2 pts (p 0.6)" in claim.measurement and "† its vectors" in claim.measurement
+    learned["scopes"]["imdb"] = test(0.012, 0.2)
+    assert learned_claim({"versus": {"learned_vs_ngrams": learned}}).verdict == INCONCLUSIVE
+    assert learned_claim({}).verdict == NOT_MEASURED and "nb_docvec" in learned_claim({}).how
+    ngram = {"a": "docvec@doc2vec_ngram", "b": "docvec@doc2vec_dbow", "scopes": {"overall": test(-0.02, 0.001)}}
+    claim = dv_ngram_claim({"versus": {"ngram_vs_word_docvecs": ngram}})
+    assert claim.verdict == CONTRADICTED and claim.measurement.startswith(
+        "document vectors + logistic regression, on Doc2Vec DV-ngram")
+    assert human("nb_docvec@doc2vec_dbow") == ("NB-weighted n-grams + document vectors in one logistic regression, "
+                                               "on Doc2Vec PV-DBOW")

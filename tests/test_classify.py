@@ -73,7 +73,7 @@ def make_workspace(root: Path, n_classes: int, models: dict[str, str], baselines
     rng = np.random.default_rng(1)
     tokens = vocab["token"].tolist()
     write_table(vectors_table(tokens, rng.normal(size=(len(tokens), 6))), root / parse_embedding("word2vec_skipgram").path())
-    for mode in ("dm", "dbow"):
+    for mode in ("dm", "dbow", "ngram"):
         vec = rng.normal(size=(len(corpus), 4)).astype(np.float32)
         write_table(pa.table({"doc_id": corpus["doc_id"].to_numpy(), "split": corpus["split"].to_numpy(),
                               "vector": pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), 4),
@@ -96,7 +96,7 @@ MODELS = {"bigru_attention": "gru-bi-attention@word2vec_skipgram", "lstm_max": "
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("classify")
-    baselines = ["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "idf_mean", "docvec"]
+    baselines = ["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "idf_mean", "docvec", "nb_docvec"]
     make_workspace(root, 2, MODELS, baselines)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
@@ -108,8 +108,15 @@ def test_metrics_cover_every_model_and_baseline(trained):
     root, summary, models = trained
     metrics = json.loads((root / CLASSIFY_SCORES).read_text())["models"]
     expected = {"tfidf_logreg", "nb_logreg", "nbsvm", "mean@word2vec_skipgram", "idf_mean@word2vec_skipgram",
-                "docvec@doc2vec_dm", "docvec@doc2vec_dbow", "docvec@doc2vec_dm+doc2vec_dbow", *models}
+                "docvec@doc2vec_dm", "docvec@doc2vec_dbow", "docvec@doc2vec_dm+doc2vec_dbow", "docvec@doc2vec_ngram",
+                "nb_docvec@doc2vec_ngram", "nb_docvec@doc2vec_dbow", *models}
     assert set(metrics) == expected
+    # the course's question, learned against pure n-grams, paired on the same test documents
+    versus = summary["versus"]
+    assert versus["learned_vs_ngrams"]["b"] in ("tfidf_logreg", "nb_logreg", "nbsvm")
+    assert set(versus["learned_vs_ngrams"]["by_docvec"]) == {"doc2vec_ngram", "doc2vec_dbow"}
+    assert (versus["ngram_vs_word_docvecs"]["a"], versus["ngram_vs_word_docvecs"]["b"]) == (
+        "docvec@doc2vec_ngram", "docvec@doc2vec_dbow")
     for name, m in metrics.items():
         assert 0.0 <= m["accuracy"] <= 1.0 and 0.0 <= m["roc_auc"] <= 1.0
         assert set(m["by_source"]) == {"imdb", "rt"} and m["n"] == 20
@@ -144,7 +151,7 @@ def test_outputs_for_the_report(trained):
 
     root, _, models = trained
     pred = read_frame(root / CLASSIFY_PREDICTIONS)
-    assert len(pred) == 20 * 10 and set(pred["model"]) >= set(models)
+    assert len(pred) == 20 * 13 and set(pred["model"]) >= set(models)
     assert np.allclose(pred.loc[pred["model"] == models[0], "confidence"] >= 0.5, True)
     states = read_frame(root / CLASSIFY_STATES)
     assert sorted(set(states["model"])) == sorted(models) and len(states) == 40

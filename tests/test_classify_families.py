@@ -118,7 +118,7 @@ def test_predict_rebuilds_every_family(trained, name):
 def test_summary_tests_the_families_pairwise(trained):
     _, summary, _ = trained
     versus = summary["versus"]
-    assert set(versus) == {"tree_vs_recurrent", "transformer_vs_recurrent"}
+    assert set(versus) == {"tree_vs_recurrent", "transformer_vs_recurrent", "learned_vs_ngrams"}
     assert versus["transformer_vs_recurrent"]["a"] == "transformer-1x8@word2vec_skipgram"
     assert versus["transformer_vs_recurrent"]["b"] == "gru-bi-attention@word2vec_skipgram"
     assert versus["tree_vs_recurrent"]["short_source"] in ("imdb", "rt")

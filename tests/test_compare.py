@@ -112,9 +112,10 @@ def test_a_one_parameter_experiment_fits_a_200_column_terminal(small_baseline, t
     shown = run(["dvc", "exp", "show", "--only-changed", "--drop", "^(data|reports)/", "--no-pager"], repo, env=env).stdout
     lines = shown.splitlines()
     assert max(map(len, lines)) <= 200, shown
-    assert "nb-half" in shown and "nb_C" in shown and "nb_logreg.accuracy" in shown and "…" not in shown, shown
+    # Which of nb_logreg's numbers change (overall, per source) depends on the tiny data; one of them does.
+    assert "nb-half" in shown and "nb_C" in shown and "nb_logreg." in shown and "…" not in shown, shown
     diff = run(["dvc", "metrics", "diff", "HEAD", "nb-half"], repo, env=env).stdout
     assert max(map(len, diff.splitlines())) <= 200, diff
-    assert "nb_logreg.accuracy" in diff
+    assert "nb_logreg." in diff
     total = sum(len(flatten(json.loads(p.read_text()))) for p in (repo / "reports/metrics").glob("*.json"))
     assert total <= 150, total  # headline numbers only

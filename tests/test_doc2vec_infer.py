@@ -1,5 +1,6 @@
 """Doc2Vec saved as plain data (settings JSON, vocabulary Parquet, weights .npz) and rebuilt for inference:
 the rebuilt model infers a new text's vector as the trained one does, whatever PYTHONHASHSEED."""
+import json
 import os
 import subprocess
 import sys
@@ -55,3 +56,17 @@ def test_inference_does_not_depend_on_the_hash_seed(tmp_path):
     outs = {subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert len(outs) == 1
+
+
+def test_dv_ngram_documents_hold_words_then_their_n_grams(tmp_path):
+    from nlpdag.embeddings.doc2vec_model import ngram_documents
+
+    assert ngram_documents([["not", "bad", "at", "all"]], 3) == [
+        ["not", "bad", "at", "all", "not bad", "bad at", "at all", "not bad at", "bad at all"]]
+    assert ngram_documents([["one"], []], 3) == [["one"], []]
+    # word training off: the n-gram tokens are in the vocabulary, the saved model records its n
+    docs = ngram_documents(toy(), 2)
+    model = train_doc2vec(tagged_documents(docs, None), "ngram", Doc2VecParams(size=8, min_count=1, epochs=3, workers=1), 3)
+    assert model.dm == 0 and model.dbow_words == 0 and any(" " in token for token in model.wv.index_to_key)
+    save_doc2vec(model, tmp_path / "m", ngram_max=2)
+    assert json.loads((tmp_path / "m" / "doc2vec.json").read_text())["ngram_max"] == 2

@@ -55,9 +55,10 @@ def workspace(root: Path, n_classes: int, form: str, embeddings: bool) -> None:
     params["tokenise"].update(min_count=2)
     params["bow"].update(min_df=1)
     params["word2vec"].update(size=16, min_count=2, epochs=5, workers=1)
-    params["doc2vec"].update(size=16, min_count=2, epochs=10, workers=1)
+    params["doc2vec"].update(size=16, min_count=2, epochs=10, ngram_epochs=10, workers=1)
     params["classify"].update(
-        baselines=["tfidf_logreg", "nb_logreg", "nbsvm"] + (["mean", "idf_mean", "docvec"] if embeddings else []),
+        baselines=["tfidf_logreg", "nb_logreg", "nbsvm"] + (["mean", "idf_mean", "docvec", "nb_docvec"] if embeddings else []),
+        nb_docvec=["doc2vec_ngram"],  # one-vs-rest: each class its own NB ratios beside the shared vectors
         baseline_methods=["word2vec_skipgram"] if embeddings else [],
         models={"bigru_mean": "gru-bi-mean@word2vec_skipgram" if embeddings else "gru-bi-mean@random"},
         embed_dim=16, hidden=16, epochs=12, patience=12, batch_size=16, learning_rate=0.01, max_len=40,
@@ -86,6 +87,7 @@ def test_real_stages_on_a_multiclass_corpus(tmp_path, n_classes, form, embedding
         stage(tmp_path, "stages.word2vec", "skipgram")
         stage(tmp_path, "stages.doc2vec", "dm")
         stage(tmp_path, "stages.doc2vec", "dbow")
+        stage(tmp_path, "stages.doc2vec", "ngram")
     neural = stage(tmp_path, "stages.neural", "bigru_mean").stdout
     assert "neural@bigru_mean: gru-bi-mean@" in neural
     stage(tmp_path, "stages.classify")
@@ -93,7 +95,8 @@ def test_real_stages_on_a_multiclass_corpus(tmp_path, n_classes, form, embedding
     expected = {"tfidf_logreg", "nb_logreg", "nbsvm"}
     if embeddings:
         expected |= {"mean@word2vec_skipgram", "idf_mean@word2vec_skipgram", "docvec@doc2vec_dm", "docvec@doc2vec_dbow",
-                     "docvec@doc2vec_dm+doc2vec_dbow", "gru-bi-mean@word2vec_skipgram"}
+                     "docvec@doc2vec_dm+doc2vec_dbow", "docvec@doc2vec_ngram", "nb_docvec@doc2vec_ngram",
+                     "gru-bi-mean@word2vec_skipgram"}
         expected |= {"ensemble"}
     else:
         expected |= {"gru-bi-mean@random", "ensemble"}
@@ -129,11 +132,11 @@ def test_a_small_corpus_of_ones_own_gets_no_similarity_scores_from_noise(tmp_pat
     params["word2vec"].update(size=16, min_count=2, epochs=2, workers=1)
     params["glove"].update(size=16, epochs=3, device="cpu")
     params["fasttext"].update(size=16, min_count=2, epochs=2, bucket=20000, workers=1)
-    params["doc2vec"].update(size=16, min_count=2, epochs=2, workers=1)
+    params["doc2vec"].update(size=16, min_count=2, epochs=2, ngram_epochs=2, workers=1)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for args in (["stages.ingest"], ["stages.tokenise"], ["stages.cooccur"], ["stages.word2vec", "cbow"],
                  ["stages.word2vec", "skipgram"], ["stages.glove"], ["stages.fasttext"], ["stages.doc2vec", "dm"],
-                 ["stages.doc2vec", "dbow"], ["stages.pretrained"]):
+                 ["stages.doc2vec", "dbow"], ["stages.doc2vec", "ngram"], ["stages.pretrained"]):
         stage(tmp_path, *args)
     assert len(pd.read_parquet(tmp_path / "data/corpus.parquet")) == 300
     out = stage(tmp_path, "stages.evaluate").stdout

@@ -35,7 +35,7 @@ def pipeline(root, frame: pd.DataFrame) -> dict:
     params["data"].update(path="data/raw/corpus.csv")
     params["tokenise"].update(min_count=1)
     params["word2vec"].update(size=8, min_count=1, epochs=3, workers=1)
-    params["doc2vec"].update(size=8, min_count=1, epochs=20, workers=1)
+    params["doc2vec"].update(size=8, min_count=1, epochs=20, ngram_epochs=5, workers=1)
     params["classify"].update(baselines=["mean", "docvec"], baseline_methods=["word2vec_skipgram"],
                               models={"gru_mean": "gru-mean@random"}, embed_dim=8, hidden=8, epochs=6, patience=6,
                               batch_size=16, learning_rate=0.02, max_len=30, device="cpu",
@@ -43,7 +43,7 @@ def pipeline(root, frame: pd.DataFrame) -> dict:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**run_env(), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     for args in (["stages.ingest"], ["stages.tokenise"], ["stages.word2vec", "skipgram"], ["stages.doc2vec", "dm"],
-                 ["stages.doc2vec", "dbow"], ["stages.neural", "gru_mean"], ["stages.classify"]):
+                 ["stages.doc2vec", "dbow"], ["stages.doc2vec", "ngram"], ["stages.neural", "gru_mean"], ["stages.classify"]):
         run([sys.executable, "-m", *args], root, env=env)
     corpus = pd.read_parquet(root / "data/corpus.parquet")
     docvecs = pd.read_parquet(root / "data/docvecs/doc2vec_dbow.parquet").merge(corpus[["doc_id", "text"]], on="doc_id")

@@ -201,9 +201,18 @@ def test_a_failed_stage_stops_its_dependants_only(both_runs, tmp_path):
     assert not {"word2vec@cbow", "word2vec@skipgram", "topics"} & set(stale)
 
 
-def stage_processes(stage_module: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", f"-m {stage_module}"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+def stage_processes(stage_module: str, session: int) -> list[int]:
+    """The processes of `session` (the run's own, never another test's) running `python -m stage_module`
+    (any of them when stage_module is empty)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if os.getsid(int(entry.name)) == session and (not stage_module or stage_module.encode() in argv):
+                found.append(int(entry.name))
+        except (ValueError, OSError):  # not a process, or one that ended meanwhile
+            continue
+    return found
 
 
 @pytest.mark.slow
@@ -212,14 +221,23 @@ def test_sigkill_mid_run_leaves_nothing_half_written_and_the_next_run_resumes(bo
 
     repo = clone_repo(both_runs[1], tmp_path / "killed")
     set_params(repo, {"word2vec": {"epochs": 3}})  # word2vec@* and what reads embeddings are stale
-    proc = subprocess.Popen(["nlpdag", "run", "--jobs", "auto"], cwd=repo, env=run_env(), start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not stage_processes("stages.word2vec"):
-        time.sleep(0.2)
-    assert stage_processes("stages.word2vec"), "word2vec never started"
+    log = tmp_path / "run.log"  # a file, not a pipe: nobody reads while it runs, and a full pipe would stall it
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["nlpdag", "run", "--jobs", "auto"], cwd=repo, env=run_env(), start_new_session=True,
+                                stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not stage_processes("stages.word2vec", proc.pid):
+        time.sleep(0.1)
+    if not stage_processes("stages.word2vec", proc.pid):
+        proc.kill()
+        proc.wait(timeout=30)
+        pytest.fail(f"word2vec never started (run exit {proc.returncode}):\n{log.read_text()[-3000:]}")
     os.killpg(proc.pid, signal.SIGKILL)  # the flow, DVC and the stage at once, as `kill -9 -<pgid>` would
     proc.wait(timeout=30)
+    # A killed process lingers while the kernel tears it down; DVC refuses a lock its PID still holds.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and stage_processes("", proc.pid):
+        time.sleep(0.1)
     # What the stage was writing sits under a temporary name (.<name>...tmp), never under an output's name;
     # DVC's rwlock names a dead process, which DVC clears itself.
     again = run(["nlpdag", "run", "--jobs", "auto"], repo)

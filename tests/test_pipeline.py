@@ -16,7 +16,7 @@ from nlpdag.runs.dag import parse_dot, parse_status, stage_order
 SMALL = {"data": {"max_docs": 400}, "tokenise": {"min_count": 2}, "bow": {"min_df": 1},
          "word2vec": {"size": 16, "min_count": 2, "epochs": 2}, "glove": {"size": 16, "epochs": 3},
          "fasttext": {"size": 16, "min_count": 2, "epochs": 2, "bucket": 20000},
-         "doc2vec": {"size": 16, "min_count": 2, "epochs": 2}, "evaluate": {"analogy_restrict": 5000},
+         "doc2vec": {"size": 16, "min_count": 2, "epochs": 2, "ngram_epochs": 2}, "evaluate": {"analogy_restrict": 5000},
          "reduce": {"dim": 8, "epochs": 3}, "topics": {"n_topics": 4, "max_features": 300, "epochs": 3},
          "classify": {"models": {"bigru_attention": "gru-bi-attention@word2vec_skipgram"},
                       "baseline_methods": ["word2vec_skipgram", "fasttext"],

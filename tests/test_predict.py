@@ -23,6 +23,7 @@ from nlpdag.config.bow import BowParams
 from nlpdag.config.classify import ClassifyParams
 from nlpdag.config.doc2vec import Doc2VecParams
 from nlpdag.embeddings.doc2vec import document_vectors, tagged_documents, train_doc2vec
+from nlpdag.embeddings.doc2vec_model import ngram_documents
 from nlpdag.embeddings.doc2vec_model import save_doc2vec
 from nlpdag.config.tokenise import TokeniseParams
 from nlpdag.errors import StageError
@@ -30,6 +31,7 @@ from nlpdag.evaluation.rows import served, servable
 from nlpdag.io.tables import read_json, write_json, write_table
 from nlpdag.io.vectors import vectors_table, write_vectors
 from nlpdag.models import baselines as bl
+from nlpdag.models import linear_state, nblinear
 from nlpdag.models.tfidf import save_tfidf_logreg
 from nlpdag.text import bow
 from nlpdag.text.tokenise import tokenise_texts
@@ -57,13 +59,15 @@ def doc2vec_stage(data):
     """As the doc2vec stages write their outputs, trained on the training split only: the test documents'
     vectors are inferred, so serving (which infers too) must give the stage's very test predictions."""
     position = np.where(data.train, np.cumsum(data.train) - 1, -1)
-    for mode in ("dm", "dbow"):
-        documents = tagged_documents(data.subset(data.train), None)
+    for mode in ("dm", "dbow", "ngram"):
+        n = 2 if mode == "ngram" else None  # DV-ngram: words and bigrams, as serving rebuilds them from the saved n
+        docs = ngram_documents(data.docs, n) if n else data.docs
+        documents = tagged_documents([d for d, t in zip(docs, data.train) if t], None)
         model = train_doc2vec(documents, mode, Doc2VecParams(size=8, min_count=1, epochs=5, workers=1), seed=0)
-        table = vectors_table([""] * len(data.docs), document_vectors(model, data.docs, position))
+        table = vectors_table([""] * len(data.docs), document_vectors(model, docs, position))
         write_table(pa.table({"doc_id": pa.array(data.doc_ids), "split": pa.array(np.where(data.train, "train", "test")),
                               "vector": table.column("vector"), "inferred": pa.array(~data.train)}), docvecs_path(mode))
-        save_doc2vec(model, doc2vec_model_dir(mode))
+        save_doc2vec(model, doc2vec_model_dir(mode), ngram_max=n)
 
 
 def bow_stage(data):
@@ -95,8 +99,8 @@ def workspace(tmp_path, monkeypatch):
     write_vectors("word2vec_skipgram", words, vectors, tmp_path / "data/embeddings")
     doc2vec_stage(data)
     bow_stage(data)
-    params = ClassifyParams(baselines=["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "idf_mean", "docvec"],
-                            baseline_methods=["word2vec_skipgram"])
+    params = ClassifyParams(baselines=["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "idf_mean", "docvec", "nb_docvec"],
+                            baseline_methods=["word2vec_skipgram"], nb_docvec=["doc2vec_ngram"])
     results = run_baselines(data, params, 0, log=lambda *_: None)
     results.append(fit_ensemble([r for r in results if r.name in ENSEMBLE], data, [0.1, 1.0]))
     write_json(data.labels, tmp_path / LABELS)
@@ -107,7 +111,7 @@ def workspace(tmp_path, monkeypatch):
 def test_estimators_round_trip_without_pickle(tmp_path):
     _, data = corpus()
     vectorizer, X, _ = bl.ngram_features(data.docs, [])
-    for fit in (bl.fit_nb_logreg, bl.fit_nbsvm):
+    for fit in (nblinear.fit_nb_logreg, nblinear.fit_nbsvm):
         model = fit(X, data.y, C=0.1)
         bl.save_estimator(model, tmp_path / fit.__name__)
         back = bl.load_estimator(tmp_path / fit.__name__)
@@ -117,7 +121,7 @@ def test_estimators_round_trip_without_pickle(tmp_path):
     model = bl.fit_dense_logreg(dense, data.y, C=1.0)
     bl.save_estimator(model, tmp_path / "dense")
     assert np.allclose(bl.load_estimator(tmp_path / "dense").predict_proba(dense), model.predict_proba(dense))
-    with np.load(tmp_path / "dense" / bl.ESTIMATOR_NPZ, allow_pickle=False) as npz:
+    with np.load(tmp_path / "dense" / linear_state.ESTIMATOR_NPZ, allow_pickle=False) as npz:
         assert {"mean_", "scale_", "coef_", "intercept_", "classes_"} <= set(npz.files)
 
 
@@ -125,8 +129,9 @@ def test_every_saved_row_predicts_as_the_stage_did(workspace):
     root, texts, data, results = workspace
     test_texts = [t for t, keep in zip(texts, data.test) if keep]
     folders = {p.name for p in (root / ROW_MODELS).iterdir()}
-    assert folders == {row_folder(r.name) for r in results} and len(results) == 9
-    assert {"tfidf_logreg", "docvec_at_doc2vec_dm_and_doc2vec_dbow", "mean_at_word2vec_skipgram"} <= folders
+    assert folders == {row_folder(r.name) for r in results} and len(results) == 11
+    assert {"tfidf_logreg", "docvec_at_doc2vec_dm_and_doc2vec_dbow", "mean_at_word2vec_skipgram",
+            "docvec_at_doc2vec_ngram", "nb_docvec_at_doc2vec_ngram"} <= folders
     for r in results:
         clf = load_classifier(r.name, root)
         assert clf.name == r.name and clf.labels == ["negative", "positive"]

@@ -2,8 +2,10 @@
 their method names: one stage (or foreach item) each, a file each under EMBEDDINGS_DIR."""
 from pathlib import Path
 
+# Methods with word vectors (evaluated, reduced, fed to the classifiers). doc2vec@ngram learns document
+# vectors only: its word table is empty and it is none of these.
 METHODS = ["word2vec_cbow", "word2vec_skipgram", "glove", "fasttext", "doc2vec_dm", "doc2vec_dbow", "pretrained"]
-DOC2VEC_MODES = ["dm", "dbow"]
+DOC2VEC_MODES = ["dm", "dbow", "ngram"]
 
 EMBEDDINGS_DIR = Path("data/embeddings")  # <method>.parquet (+ .txt in word2vec format)
 DOCVECS_DIR = Path("data/docvecs")        # doc2vec's document vectors: doc2vec_<mode>.parquet

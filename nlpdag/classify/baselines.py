@@ -1,10 +1,13 @@
 """The `classify` stage's baselines, each a logistic regression or SVM on fixed features, judged on the
 same split as the neural models (nlpdag/models/baselines.py fits them):
 - `tfidf_logreg`: the `bow` stage's TF-IDF 1..n-gram model, read from its outputs (not refitted).
-- `nb_logreg`, `nbsvm`: word 1-2-gram presence scaled by the naive-Bayes log-count ratio (Wang &
-  Manning 2012), with logistic regression or the interpolated linear SVM.
+- `nb_logreg`, `nbsvm`: word 1..`nb_ngram_max`-gram presence scaled by the naive-Bayes log-count ratio
+  (Wang & Manning 2012), with logistic regression or the interpolated linear SVM.
+- `nb_docvec@<doc2vec method>`: those NB-scaled n-grams and the method's standardised document vectors in
+  one logistic regression (Mesnil et al. 2014; Thongtan & Phienthrakul 2019).
 - `mean@<method>`, `idf_mean@<method>`: the (IDF-weighted) mean of a document's word vectors.
-- `docvec@doc2vec_dm`, `docvec@doc2vec_dbow`, `docvec@doc2vec_dm+doc2vec_dbow`: the Doc2Vec document vectors.
+- `docvec@doc2vec_dm`, `docvec@doc2vec_dbow`, `docvec@doc2vec_dm+doc2vec_dbow`, `docvec@doc2vec_ngram`
+  (DV-ngram): the Doc2Vec document vectors.
 Each C is chosen on the validation slice of the training split, then refitted on the whole split.
 Each fitted row keeps its model and features' recipe in `extra["serving"]` (the refit, and the fit on the
 split minus the slice that the ensemble weighs), which nlpdag/classify/serving.py saves for `nlpdag predict`.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import scipy.sparse as sp
 
 from nlpdag.catalog.bow import BOW_SCORES, BOW_PREDICTIONS, BOW_VALIDATION
 from nlpdag.catalog.embeddings import TRAIN_DIR, docvecs_path
@@ -27,6 +31,7 @@ from nlpdag.evaluation.rows import accuracy_on_test
 from nlpdag.io.tables import read_frame, read_json, read_table
 from nlpdag.io.vectors import read_vectors
 from nlpdag.models import baselines as bl
+from nlpdag.models import nblinear as nb
 from nlpdag.names import parse_embedding, row_embeddings
 
 
@@ -113,17 +118,28 @@ def run_baselines(data: Dataset, params: ClassifyParams, seed: int, log=print) -
     wanted = set(params.baselines)
     if "tfidf_logreg" in wanted:
         results.append(_from_bow(data))
-    if wanted & {"nb_logreg", "nbsvm"}:
+    if wanted & {"nb_logreg", "nbsvm", "nb_docvec"}:
         start = time.perf_counter()
-        vectorizer, X_train, X_test = bl.ngram_features(data.subset(train), data.subset(test))
+        vectorizer, X_train, X_test = bl.ngram_features(data.subset(train), data.subset(test), params.nb_ngram_max)
         seconds = time.perf_counter() - start
         ngrams = {"kind": "ngrams", "ngram_max": vectorizer.ngram_range[1], "vocabulary": bl.ngram_vocabulary(vectorizer)}
         if "nb_logreg" in wanted:
-            results.append(_select_fit_predict("nb_logreg", lambda X, y, C: bl.fit_nb_logreg(X, y, C=C, seed=seed),
+            results.append(_select_fit_predict("nb_logreg", lambda X, y, C: nb.fit_nb_logreg(X, y, C=C, seed=seed),
                                                params.nb_C, X_train, data, X_test, seconds, ngrams))
         if "nbsvm" in wanted:
-            results.append(_select_fit_predict("nbsvm", lambda X, y, C: bl.fit_nbsvm(X, y, C=C, seed=seed),
+            results.append(_select_fit_predict("nbsvm", lambda X, y, C: nb.fit_nbsvm(X, y, C=C, seed=seed),
                                                params.nbsvm_C, X_train, data, X_test, seconds, ngrams))
+        if "nb_docvec" in wanted:
+            for method in params.nb_docvec:
+                V, seen = load_docvecs(method.removeprefix("doc2vec_"), data)
+                fit = lambda X, y, C, n=V.shape[1]: nb.fit_nb_docvec(X, y, C=C, n_dense=n,  # noqa: E731
+                                                                      scale=params.nb_docvec_scale, seed=seed)
+                recipe = docvec_recipe([method])
+                both = None if recipe is None else {**recipe, **ngrams, "kind": "ngrams+docvec"}
+                results.append(_select_fit_predict(
+                    f"nb_docvec@{method}", fit, params.nb_docvec_C, sp.hstack([X_train, V[train]]).tocsr(), data,
+                    sp.hstack([X_test, V[test]]).tocsr(), seconds, both, transductive=seen,
+                    representation_seconds=representation_seconds(method)))
     dense = lambda X, y, C: bl.fit_dense_logreg(X, y, C=C, seed=seed)  # noqa: E731
     if wanted & {"mean", "idf_mean"}:
         idf = bl.idf_weights(data.subset(train)) if "idf_mean" in wanted else None  # training split only
@@ -143,9 +159,10 @@ def run_baselines(data: Dataset, params: ClassifyParams, seed: int, log=print) -
                                                    time.perf_counter() - start, mean, transductive=transductive(f"{kind}@{method}", data),
                                                    representation_seconds=representation_seconds(method)))
     if "docvec" in wanted:
-        (dm, dm_all), (dbow, dbow_all) = load_docvecs("dm", data), load_docvecs("dbow", data)
+        (dm, dm_all), (dbow, dbow_all), (ngram, ngram_all) = (load_docvecs(m, data) for m in ("dm", "dbow", "ngram"))
         for name, X, seen in (("docvec@doc2vec_dm", dm, dm_all), ("docvec@doc2vec_dbow", dbow, dbow_all),
-                              ("docvec@doc2vec_dm+doc2vec_dbow", np.hstack([dm, dbow]), dm_all or dbow_all)):
+                              ("docvec@doc2vec_dm+doc2vec_dbow", np.hstack([dm, dbow]), dm_all or dbow_all),
+                              ("docvec@doc2vec_ngram", ngram, ngram_all)):
             methods = name.partition("@")[2].split("+")
             rep = [representation_seconds(m) for m in methods]
             results.append(_select_fit_predict(name, dense, params.dense_C, X[train], data, X[test], 0.0,

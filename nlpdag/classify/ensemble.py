@@ -26,7 +26,7 @@ from nlpdag.classify.dataset import Dataset, Result
 from nlpdag.evaluation.rows import chosen_on_validation
 from nlpdag.names import ENSEMBLE
 from nlpdag.errors import StageError
-from nlpdag.models.baselines import load_state, logreg_from_state, logreg_state, save_state
+from nlpdag.models.linear_state import load_state, logreg_from_state, logreg_state, save_state
 
 BEST_NEURAL = "best_neural"
 EPS = 1e-6
@@ -144,19 +144,23 @@ def fit_ensemble(members: list[Result], data: Dataset, Cs: list[float], seed: in
     return Result(ENSEMBLE, "ensemble", proba, seconds, extra={"stack": stack}, val_proba=stack.oof_proba_, info=info)
 
 
-def expected_rows(baselines: list[str], baseline_methods: list[str], models: list[str]) -> set[str]:
+def expected_rows(baselines: list[str], baseline_methods: list[str], models: list[str],
+                  nb_docvec: list[str] = ()) -> set[str]:
     """The row names `classify` will make from its params (for checking `classify.ensemble` early)."""
     rows = {b for b in baselines if b in ("tfidf_logreg", "nb_logreg", "nbsvm")}
     for kind in ("mean", "idf_mean"):
         if kind in baselines:
             rows |= {f"{kind}@{m}" for m in baseline_methods}
     if "docvec" in baselines:
-        rows |= {"docvec@doc2vec_dm", "docvec@doc2vec_dbow", "docvec@doc2vec_dm+doc2vec_dbow"}
+        rows |= {"docvec@doc2vec_dm", "docvec@doc2vec_dbow", "docvec@doc2vec_dm+doc2vec_dbow", "docvec@doc2vec_ngram"}
+    if "nb_docvec" in baselines:
+        rows |= {f"nb_docvec@{m}" for m in nb_docvec}
     return rows | set(models) | ({BEST_NEURAL} if models else set())
 
 
-def check_members(members: list[str], baselines: list[str], baseline_methods: list[str], models: list[str]) -> None:
-    rows = expected_rows(baselines, baseline_methods, models)
+def check_members(members: list[str], baselines: list[str], baseline_methods: list[str], models: list[str],
+                  nb_docvec: list[str] = ()) -> None:
+    rows = expected_rows(baselines, baseline_methods, models, nb_docvec)
     for name in members:
         if name not in rows:
             raise StageError(f"params.yaml: classify.ensemble: {name!r} is not a row of this run; choose from "

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 import pyarrow as pa
 
 from nlpdag.catalog.bow import TFIDF_MODEL
@@ -48,7 +49,9 @@ from nlpdag.names import parse_embedding
 ROW_FILE, NGRAMS_FILE, IDF_FILE, MEMBERS = "row.json", "ngrams.parquet", "idf.parquet", "members"
 NOT_SERVABLE = {"tfidf_logreg": f"served only when the bow stage saved its model ({TFIDF_MODEL}: dvc repro bow classify)",
                 "docvec@": "served only when the doc2vec stages saved their models (data/models/doc2vec_<mode>: "
-                           "dvc repro doc2vec classify)"}
+                           "dvc repro doc2vec classify)",
+                "nb_docvec@": "served only when the doc2vec stages saved their models (data/models/doc2vec_<mode>: "
+                              "dvc repro doc2vec classify)"}
 INFERRED = ("Doc2Vec infer_vector: a new text's vector is inferred (the honest inductive path), whereas the row's "
             "classifier was fitted, and its test split scored, on the doc2vec stage's document vectors (trained "
             "ones under doc2vec.train_on_all, i.e. transductive; inferred ones otherwise, as here)")
@@ -77,7 +80,7 @@ def docvec_recipe(methods: Sequence[str], root: Path = Path(".")) -> dict | None
             return None
         meta = read_json(settings)
         models.append({"method": method, "folder": folder.as_posix(), "fingerprint": meta.get("fingerprint"),
-                       "dim": meta.get("settings", {}).get("vector_size")})
+                       "dim": meta.get("settings", {}).get("vector_size"), "ngram_max": meta.get("ngram_max")})
     return {"kind": "docvec", "methods": list(methods), "models": models, "vectors": "Doc2Vec infer_vector"}
 
 
@@ -96,9 +99,9 @@ def save_row(folder: Path, name: str, serving: dict, meta: dict, fit_part: bool 
         shutil.copytree(root / features["folder"], folder)
     else:
         bl.save_estimator(serving["fit_part_model" if fit_part else "model"], folder)
-    if features["kind"] == "docvec":
+    if features["kind"] in ("docvec", "ngrams+docvec"):
         meta = {**meta, "note": INFERRED}
-    if features["kind"] == "ngrams":
+    if features["kind"] in ("ngrams", "ngrams+docvec"):
         write_table(pa.table({"ngram": pa.array(features.pop("vocabulary"), pa.string())}), folder / NGRAMS_FILE)
     elif (idf := features.pop("idf", None)) is not None:
         write_table(pa.table({"token": pa.array(list(idf), pa.string()),
@@ -175,7 +178,7 @@ def saved_rows(root: Path = Path(".")) -> dict[str, str]:
 
 
 def _docvec_features(folder: Path, features: dict, root: Path) -> Callable[[Sequence[Sequence[str]]], np.ndarray]:
-    from nlpdag.embeddings.doc2vec_model import infer_vectors, load_doc2vec, model_fingerprint
+    from nlpdag.embeddings.doc2vec_model import infer_vectors, load_doc2vec, model_fingerprint, ngram_documents
 
     models = []
     for m in features["models"]:
@@ -186,15 +189,18 @@ def _docvec_features(folder: Path, features: dict, root: Path) -> Callable[[Sequ
                              f"{m['folder']}, or dvc repro doc2vec@{mode})")
         if model_fingerprint(where) != m["fingerprint"]:
             raise StageError(f"{where}: not the Doc2Vec model {folder.name} was trained on (rerun: dvc repro classify)")
-        models.append(load_doc2vec(where))
-    return lambda docs: np.hstack([infer_vectors(model, docs) for model in models])
+        models.append((load_doc2vec(where), m.get("ngram_max")))
+    return lambda docs: np.hstack([infer_vectors(model, ngram_documents(docs, n) if n else docs) for model, n in models])
 
 
 def _features(folder: Path, features: dict, root: Path) -> Callable[[Sequence[Sequence[str]]], object]:
-    if features["kind"] == "ngrams":
+    if features["kind"] in ("ngrams", "ngrams+docvec"):
         vocab = read_table(folder / NGRAMS_FILE).column("ngram").to_pylist()
-        vectorizer = bl.ngram_vectorizer(features["ngram_max"], vocabulary=vocab)
-        return vectorizer.transform
+        ngrams = bl.ngram_vectorizer(features["ngram_max"], vocabulary=vocab).transform
+        if features["kind"] == "ngrams":
+            return ngrams
+        docvecs = _docvec_features(folder, features, root)
+        return lambda docs: sp.hstack([ngrams(docs), docvecs(docs)]).tocsr()  # NBDocvec's [counts | vectors]
     if features["kind"] == "docvec":
         return _docvec_features(folder, features, root)
     method = features["method"]

@@ -9,15 +9,20 @@ from nlpdag.config.base import CGrid, Device, Group
 from nlpdag.names import MODEL_KEY, parse_embedding, parse_model
 
 
-Baseline = Literal["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "idf_mean", "docvec"]
+Baseline = Literal["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "idf_mean", "docvec", "nb_docvec"]
+DocvecMethod = Literal["doc2vec_dm", "doc2vec_dbow", "doc2vec_ngram"]
 
 
 class ClassifyParams(Group):
-    baselines: list[Baseline] = ["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "idf_mean", "docvec"]
+    baselines: list[Baseline] = ["tfidf_logreg", "nb_logreg", "nbsvm", "mean", "idf_mean", "docvec", "nb_docvec"]
     baseline_methods: list[str] = ["word2vec_cbow", "word2vec_skipgram", "glove", "fasttext"]
     nb_C: CGrid = [0.1, 1.0, 10.0]
     nbsvm_C: CGrid = [0.001, 0.01, 0.1]
     dense_C: CGrid = [0.1, 1.0]
+    nb_ngram_max: int = Field(default=3, ge=1, le=5)   # nb_logreg, nbsvm and nb_docvec: word 1..n-grams
+    nb_docvec: list[DocvecMethod] = ["doc2vec_ngram", "doc2vec_dbow"]   # an nb_docvec@<method> row for each
+    nb_docvec_C: CGrid = [0.1, 0.3, 1.0]
+    nb_docvec_scale: float = Field(default=0.3, gt=0.0)   # the document vectors' weight beside the n-grams
     # <key>: <spec>; each trains in its own DVC stage, neural@<key> (DVC stage names cannot hold the spec's "@")
     models: dict[str, str] = {"bilstm_attention": "lstm-bi-attention@word2vec_skipgram",
                               "bilstm_max": "lstm-bi-max@word2vec_skipgram", "birnn_attention": "rnn-bi-attention@word2vec_skipgram"}
@@ -43,7 +48,7 @@ class ClassifyParams(Group):
     pretraining: Literal["none", "lm", "autoencoder"] = "none"
     pretraining_epochs: int = Field(default=1, ge=1)
     pretraining_max_len: int = Field(default=100, ge=2)
-    ensemble: list[str] = []       # none unless asked (params.yaml ships nbsvm, best_neural, docvec@doc2vec_dbow): its members must be rows of the run
+    ensemble: list[str] = []       # none unless asked (params.yaml ships one member per family): its members must be rows of the run
     ensemble_C: CGrid = [0.01, 0.1, 1.0, 10.0]
     tree_segment: int = Field(default=30, ge=1)       # tokens per tree at most: longer documents are cut into segments
     rae_epochs: int = Field(default=2, ge=1)           # the recursive auto-encoder's (tree=rae)
@@ -108,4 +113,5 @@ class ClassifyParams(Group):
         return self.model_dump(exclude=set(JOIN_KEYS) | {"threads"})
 
 
-JOIN_KEYS = ("baselines", "baseline_methods", "nb_C", "nbsvm_C", "dense_C", "models", "ensemble", "ensemble_C")
+JOIN_KEYS = ("baselines", "baseline_methods", "nb_C", "nbsvm_C", "dense_C", "nb_ngram_max", "nb_docvec", "nb_docvec_C",
+             "nb_docvec_scale", "models", "ensemble", "ensemble_C")

@@ -17,3 +17,5 @@ class Doc2VecParams(Group):
     dbow_words: bool = True
     label_tags: bool = False
     train_on_all: bool = True
+    ngram_max: int = Field(default=3, ge=2)   # doc2vec@ngram: a document vector predicts its words and 2..n-grams
+    ngram_epochs: int = Field(default=20, ge=1)   # doc2vec@ngram's epochs (the others': epochs)

@@ -22,6 +22,15 @@ from nlpdag.errors import StageError
 from nlpdag.io.tables import atomic_path, read_json, read_table, write_json, write_table
 
 
+NGRAM_JOIN = " "   # "not bad": a token never holds a space, so an n-gram never collides with a word
+
+
+def ngram_documents(docs: list[list[str]], ngram_max: int) -> list[list[str]]:
+    """Each document's words followed by its 2..ngram_max-grams (words joined by a space)."""
+    return [words + [NGRAM_JOIN.join(words[i:i + n]) for n in range(2, ngram_max + 1) for i in range(len(words) - n + 1)]
+            for words in docs]
+
+
 def _stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
 
@@ -84,10 +93,11 @@ def fingerprint(arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def save_doc2vec(model: Doc2Vec, folder: Path) -> None:
+def save_doc2vec(model: Doc2Vec, folder: Path, ngram_max: int | None = None) -> None:
     """What `load_doc2vec` needs, in a fresh `folder` (replaced whole, so no file of an older model stays):
     doc2vec.json (settings, fingerprint), vocab.parquet (token, count in gensim's index order),
-    weights.npz (vectors, syn1neg and/or syn1). The trained document vectors are data/docvecs'."""
+    weights.npz (vectors, syn1neg and/or syn1). The trained document vectors are data/docvecs'.
+    `ngram_max`: DV-ngram's, recorded so that a new text gets its n-grams before inference."""
     if model.dm_concat:
         raise StageError("doc2vec: dm_concat models are not supported")
     arrays = _weights(model)
@@ -103,7 +113,7 @@ def save_doc2vec(model: Doc2Vec, folder: Path) -> None:
                     tmp / VOCAB_FILE)
         with atomic_path(tmp / WEIGHTS_FILE) as path, open(path, "wb") as f:
             np.savez(f, **arrays)
-        write_json({"settings": settings, "fingerprint": fingerprint(arrays), "words": len(tokens),
+        write_json({"settings": settings, "fingerprint": fingerprint(arrays), "words": len(tokens), "ngram_max": ngram_max,
                     "inference": "Doc2Vec infer_vector (nlpdag.embeddings.doc2vec.infer_vectors)"},
                    tmp / DOC2VEC_SETTINGS)
         shutil.rmtree(folder, ignore_errors=True)

@@ -186,33 +186,56 @@ def at_chance(results: list[Result], data: Dataset, alpha: float = evaluation.AL
     return out
 
 
-def family_tests(results: list[Result], data: Dataset, sources: list[str]) -> dict:
-    """The course's model-family questions, each a paired (exact McNemar) test on the same test documents,
-    overall and per source, between the rows chosen on the validation slice: the best tree model against
-    the best recurrent one (`tree_vs_recurrent`, with `short_source`: the source whose test texts have
-    the fewest tokens at the median) and the best Transformer against the best recurrent one."""
+NGRAM_ROWS = ("tfidf_logreg", "nb_logreg", "nbsvm")   # pure bag-of-n-grams: nothing learned beyond a linear model
+
+
+def paired_test(a: Result, b: Result, data: Dataset, sources: list[str]) -> dict:
+    """Row a against row b on the same test documents, overall and per source: exact McNemar tests."""
     y = data.y[data.test]
     src = data.sources[data.test].fillna("").to_numpy()
+    pa_, pb = a.proba.argmax(axis=1), b.proba.argmax(axis=1)
+    scopes = {}
+    for scope in ["overall", *sources]:
+        rows = np.ones(len(y), bool) if scope == "overall" else src == scope
+        acc_a, acc_b = float(np.mean(pa_[rows] == y[rows])), float(np.mean(pb[rows] == y[rows]))
+        p = evaluation.mcnemar(y[rows], pa_[rows], pb[rows])
+        scopes[scope] = {"accuracy_a": round(acc_a, 4), "accuracy_b": round(acc_b, 4), "gain": round(acc_a - acc_b, 4),
+                         "p_value": float(f"{p:.3g}"), "significant": bool(p < evaluation.ALPHA),
+                         "n": int(rows.sum())}  # 3 significant digits: a tiny p stays > 0
+    return {"a": a.name, "b": b.name, "scopes": scopes}
+
+
+def family_tests(results: list[Result], data: Dataset, sources: list[str]) -> dict:
+    """The course's questions, each a paired (exact McNemar) test on the same test documents, overall and per
+    source, between rows chosen on the validation slice:
+    - `tree_vs_recurrent`: the best tree model against the best recurrent one (with `short_source`: the
+      source whose test texts have the fewest tokens at the median); `transformer_vs_recurrent` likewise;
+    - `learned_vs_ngrams`: the best row with a learned part (word or document vectors, a neural model, the
+      ensemble) against the best pure bag-of-n-grams row; `by_docvec`: each `nb_docvec@<source>` row
+      against that n-gram row (what each source of document vectors adds);
+    - `ngram_vs_word_docvecs`: paragraph vectors over n-grams (docvec@doc2vec_ngram) against paragraph
+      vectors over words (docvec@doc2vec_dbow)."""
     lengths = np.array([len(data.docs[i]) for i in np.flatnonzero(data.test)])
+    src = data.sources[data.test].fillna("").to_numpy()
     by = {f: chosen_on_validation([r for r in results if r.kind == "neural" and family(r.name) == f], data)
           for f in ("rnn", "tree", "transformer")}
     out = {}
     for key, f in (("tree_vs_recurrent", "tree"), ("transformer_vs_recurrent", "transformer")):
-        a, b = by[f], by["rnn"]
-        if a is None or b is None:
-            continue
-        pa_, pb = a.proba.argmax(axis=1), b.proba.argmax(axis=1)
-        scopes = {}
-        for scope in ["overall", *sources]:
-            rows = np.ones(len(y), bool) if scope == "overall" else src == scope
-            acc_a, acc_b = float(np.mean(pa_[rows] == y[rows])), float(np.mean(pb[rows] == y[rows]))
-            p = evaluation.mcnemar(y[rows], pa_[rows], pb[rows])
-            scopes[scope] = {"accuracy_a": round(acc_a, 4), "accuracy_b": round(acc_b, 4), "gain": round(acc_a - acc_b, 4),
-                             "p_value": float(f"{p:.3g}"), "significant": bool(p < evaluation.ALPHA),
-                             "n": int(rows.sum())}  # 3 significant digits: a tiny p stays > 0
-        out[key] = {"a": a.name, "b": b.name, "scopes": scopes}
+        if by[f] is not None and by["rnn"] is not None:
+            out[key] = paired_test(by[f], by["rnn"], data, sources)
     if "tree_vs_recurrent" in out and sources:
         out["tree_vs_recurrent"]["short_source"] = min(sources, key=lambda s: (float(np.median(lengths[src == s])), s))
+    ngrams = chosen_on_validation([r for r in results if r.name in NGRAM_ROWS], data)
+    learned = chosen_on_validation([r for r in results if r.name not in NGRAM_ROWS], data)
+    if ngrams is not None and learned is not None:
+        out["learned_vs_ngrams"] = paired_test(learned, ngrams, data, sources)
+        out["learned_vs_ngrams"]["transductive"] = bool(learned.info.get("transductive"))  # its vectors saw the test texts
+        out["learned_vs_ngrams"]["by_docvec"] = {r.name.partition("@")[2]: paired_test(r, ngrams, data, sources)
+                                                 for r in results if r.name.startswith("nb_docvec@")}
+    by_name = {r.name: r for r in results}
+    if "docvec@doc2vec_ngram" in by_name and "docvec@doc2vec_dbow" in by_name:
+        out["ngram_vs_word_docvecs"] = paired_test(by_name["docvec@doc2vec_ngram"], by_name["docvec@doc2vec_dbow"],
+                                                   data, sources)
     return out
 
 

@@ -20,7 +20,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from nlpdag.catalog.bow import TFIDF_MODEL
 from nlpdag.errors import StageError
 from nlpdag.io.tables import read_json, read_table, write_json, write_table
-from nlpdag.models.baselines import load_state, ngram_vectorizer, save_state
+from nlpdag.models.baselines import ngram_vectorizer
+from nlpdag.models.linear_state import load_state, save_state
 
 TFIDF_SETTINGS, NGRAMS_FILE = "tfidf.json", "ngrams.parquet"
 

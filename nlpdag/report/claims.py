@@ -266,7 +266,7 @@ def ensemble_claim(models: Mapping, summary: Mapping) -> Claim:
     rows = [n for n, m in models.items() if m.get("kind") == "ensemble"]
     if not rows or not summary.get("best"):
         return Claim(claim, "the run has no ensemble row", NOT_MEASURED,
-                     "dvc exp run -S 'classify.ensemble=[nbsvm,best_neural,docvec@doc2vec_dbow]'")
+                     "dvc exp run -S 'classify.ensemble=[nbsvm,nb_docvec@doc2vec_ngram,docvec@doc2vec_dbow,best_neural]'")
     row = rows[0]
     parts, sides = [], []
     for scope, best in summary["best"].items():
@@ -329,10 +329,35 @@ def self_attention_claim(summary: Mapping) -> Claim:
                    "the run has no Transformer beside a recurrent model")
 
 
+def learned_claim(summary: Mapping) -> Claim:
+    test = (summary.get("versus") or {}).get("learned_vs_ngrams")
+    claim = _versus("Learned document vectors add to bag-of-n-grams (the best row with a learned part against the "
+                    "best pure n-gram row)", test, list((test or {}).get("scopes", {})),
+                    "dvc exp run -S 'classify.baselines=[nb_logreg,nbsvm,docvec,nb_docvec]'",
+                    "the run has no n-gram row, or no row with a learned part")
+    if test and claim.verdict != NOT_MEASURED:
+        # what each source of document vectors adds on its own, and whether the best one needed the test texts
+        each = [f"{human(src)} {100 * t['scopes']['overall']['gain']:+.1f} pts (p {_p(t['scopes']['overall']['p_value'])})"
+                for src, t in test.get("by_docvec", {}).items() if "overall" in t["scopes"]]
+        extra = (". NB n-grams + document vectors, overall, per source of vectors: " + ", ".join(each) if each else "")
+        extra += (". † its vectors were trained beside the test texts (doc2vec.train_on_all), never their labels"
+                  if test.get("transductive") else "")
+        claim = Claim(claim.claim, claim.measurement + extra, claim.verdict, claim.how)
+    return claim
+
+
+def dv_ngram_claim(summary: Mapping) -> Claim:
+    test = (summary.get("versus") or {}).get("ngram_vs_word_docvecs")
+    return _versus("Paragraph vectors over n-grams beat paragraph vectors over words (DV-ngram against PV-DBOW, "
+                   "Li et al. 2016)", test, list((test or {}).get("scopes", {})),
+                   "dvc exp run -S 'classify.baselines=[nbsvm,docvec]'",
+                   "the run has no docvec@doc2vec_ngram row beside docvec@doc2vec_dbow")
+
+
 def check_claims(embeddings: Mapping | None, tokenise: Mapping | None, reduce: Mapping | None,
                  classify: Mapping | None, summary: Mapping | None = None) -> list[Claim]:
     emb, models = embeddings or {}, (classify or {}).get("models", {})
     return [speed_claim(emb), analogy_halves_claim(emb), sampling_claim(), fasttext_claim(emb, tokenise or {}),
             glove_claim(emb), autoencoder_claim(reduce or {}), long_documents_claim(models), attention_claim(models),
             clipping_claim(models), ensemble_claim(models, summary or {}), tree_claim(summary or {}),
-            self_attention_claim(summary or {})]
+            self_attention_claim(summary or {}), learned_claim(summary or {}), dv_ngram_claim(summary or {})]

@@ -48,7 +48,8 @@ def same_content(path: str, a: bytes, b: bytes) -> bool:
     if path.endswith(".pt"):
         import torch
 
-        x, y = (torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True) for blob in (a, b))
+        buffers = (io.BytesIO(blob) for blob in (a, b))
+        x, y = (torch.load(buffer, map_location="cpu", weights_only=True) for buffer in buffers)
         return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
     if path.endswith(".csv"):
         import pandas as pd
