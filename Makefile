@@ -39,7 +39,7 @@ sample: install
 # Two workers, one test file each at a time (module fixtures stay in one process).
 # PYTEST_ARGS adds or overrides (-n 0: one process).
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/cooccur.py

@@ -73,6 +73,14 @@ def test_stages_are_entry_points_over_the_library():
             assert "stages" not in own, module
 
 
+def test_only_the_command_line_imports_flows():
+    """flows/ wrap the library; the library gets a flow passed in (prepare_pool, ensure_sweep_deployment),
+    so only nlpdag.cli, the outermost layer, imports flows."""
+    for module in all_modules():
+        if module.startswith("nlpdag.") and not module.startswith("nlpdag.cli"):
+            assert not {m for m in imports_of(module) if m.split(".")[0] == "flows"}, module
+
+
 def test_no_import_circle():
     graph = {m: imports_of(m) for m in all_modules()}
     TopologicalSorter(graph).static_order()  # raises CycleError naming the circle

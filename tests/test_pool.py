@@ -42,6 +42,7 @@ def test_upstream_closure_and_lock_entries(tmp_path):
 def test_preflight_refuses_what_workers_would_not_see(tmp_path):
     """Uncommitted code or an untracked corpus file: one line each, before any server is asked."""
     from nlpdag.runs.pool import PreflightError
+    from flows.stage import stage_run
     from nlpdag.runs.remote import prepare_pool
 
     repo = copy_repo(tmp_path / "repo")
@@ -54,16 +55,16 @@ def test_preflight_refuses_what_workers_would_not_see(tmp_path):
     with open(repo / "stages/topics.py", "a") as f:
         f.write("# changed\n")
     with pytest.raises(PreflightError, match=r"^uncommitted changes to stages/topics.py: workers run commit "):
-        prepare_pool(repo, "nlpdag")
+        prepare_pool(repo, "nlpdag", stage_run)
     run(["git", "checkout", "stages/topics.py"], repo)
     (repo / "data/raw/mine.tsv").write_text("text\tlabel\n")
     with pytest.raises(PreflightError) as err:
-        prepare_pool(repo, "nlpdag")
+        prepare_pool(repo, "nlpdag", stage_run)
     assert str(err.value) == ("data/raw/mine.tsv is not in git, so workers would not see it: git add (or dvc add) it, "
                               "commit and push")
     (repo / "data/raw/mine.tsv").unlink()
     with pytest.raises(PreflightError, match=r"^--send neural-\*: no stage matches \(bow, check, "):
-        prepare_pool(repo, "nlpdag", send=["neural@*", "neural-*"])
+        prepare_pool(repo, "nlpdag", stage_run, send=["neural@*", "neural-*"])
     from nlpdag.runs.remote import sent
 
     assert [sent({"send": ["neural@*", "glove"]}, s) for s in ("neural@a", "glove", "report")] == [True, True, False]

@@ -185,13 +185,14 @@ def test_silent_point_is_crashed_and_resubmitted(prefect_server, tmp_path):
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Running
 
+    from flows.sweep import sweep_point
     from nlpdag.runs import pool
     from nlpdag.runs import submit as sub
 
     url = prefect_server["url"]
     with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
         pool.ensure_pool(client, pool.POOL)
-        deployment = sub.ensure_sweep_deployment(client, pool.POOL, heartbeat=30)
+        deployment = sub.ensure_sweep_deployment(client, sweep_point, pool.POOL, heartbeat=30)
         env = client.read_deployment(deployment).job_variables["env"]
         assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
         for _ in range(2):  # idempotent: one automation per server

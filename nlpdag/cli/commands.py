@@ -65,10 +65,11 @@ def run(
     try:
         prepared = None
         if pool is not None:
+            from flows.stage import stage_run
             from nlpdag.runs.remote import prepare_pool
 
             try:
-                prepared = prepare_pool(root, pool, git_remote, send)
+                prepared = prepare_pool(root, pool, stage_run, git_remote, send)
             except PipelineError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(2)

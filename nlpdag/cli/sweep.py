@@ -78,6 +78,7 @@ def sweep(
     url = _sweep_server(root)
     from prefect.client.orchestration import get_client
 
+    from flows.sweep import sweep_point
     from nlpdag.runs import pool as pools
     from nlpdag.runs import submit as sub
 
@@ -87,7 +88,7 @@ def sweep(
             _fail(f"no worker is polling work pool {pool} at {url}: start one with `nlpdag worker --pool {pool}` "
                   "(or pass --no-worker-check to queue the points anyway)")
         pools.ensure_pool(client, pool)
-        deployment_id = sub.ensure_sweep_deployment(client, pool, heartbeat)
+        deployment_id = sub.ensure_sweep_deployment(client, sweep_point, pool, heartbeat)
         pools.ensure_unresponsive_automation(client, sub.UNRESPONSIVE, deployment_id, heartbeat, "a sweep point",
                                              " (`nlpdag resubmit` runs it again)")
         prefix = experiment_prefix()

@@ -49,10 +49,11 @@ def _flow_run_id():
     return context.task_run.flow_run_id if context else None
 
 
-def prepare_pool(root: Path, pool: str, git_remote: str = "origin", send: list[str] | None = None) -> dict:
+def prepare_pool(root: Path, pool: str, flow, git_remote: str = "origin", send: list[str] | None = None) -> dict:
     """Preflight for `nlpdag run --pool`, before any stage runs (PREFECT_API_URL already set to the
     server the workers poll): the workspace is committed and pushed to `git_remote`, its commit names
-    a default DVC remote, a worker polls `pool`; then the pool, the deployment of flows/stage.py, and
+    a default DVC remote, a worker polls `pool`; then the pool, the deployment of `flow` (flows/stage.py's
+    `stage_run`, passed in: the library does not import the flows that wrap it), and
     this checkout's outputs and run cache pushed. `send`: the stages that go to the pool, as
     shell-style patterns (`neural@*`; default all); the others run here (`sent`). Raises
     PreflightError (a PipelineError) with one line saying what to do. Returns the JSON-able keyword
@@ -73,8 +74,6 @@ def prepare_pool(root: Path, pool: str, git_remote: str = "origin", send: list[s
     import httpx
     from prefect.client.orchestration import get_client
 
-    from flows.stage import stage_run
-
     url = os.environ.get("PREFECT_API_URL", "")
     try:
         with get_client(sync_client=True) as client:
@@ -84,7 +83,7 @@ def prepare_pool(root: Path, pool: str, git_remote: str = "origin", send: list[s
                                      f"`nlpdag worker --pool {pool}`")
             ensure_pool(client, pool)
             deployment_id = ensure_deployment(
-                client, pool, stage_run, DEPLOYMENT, ENTRYPOINT,
+                client, pool, flow, DEPLOYMENT, ENTRYPOINT,
                 "One stage of `nlpdag run --pool`: clone, dvc repro --pull <stage>, dvc push --run-cache",
                 ["nlpdag", "run"], heartbeat)
             ensure_unresponsive_automation(client, UNRESPONSIVE, deployment_id, heartbeat, "a stage's flow run",

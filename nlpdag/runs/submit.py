@@ -59,11 +59,10 @@ def point_names(prefix: str, count: int) -> list[str]:
 
 # ---- against the Prefect server (PREFECT_API_URL set before this is called) ----------------------
 
-def ensure_sweep_deployment(client, pool: str, heartbeat: int = 60):
-    from flows.sweep import sweep_point
-
+def ensure_sweep_deployment(client, flow, pool: str, heartbeat: int = 60):
+    """`flow`: flows/sweep.py's `sweep_point`, passed in (the library does not import the flows that wrap it)."""
     return ensure_deployment(
-        client, pool, sweep_point, DEPLOYMENT, ENTRYPOINT,
+        client, pool, flow, DEPLOYMENT, ENTRYPOINT,
         "One nlpdag sweep point: clone, dvc exp run, dvc exp push (see `nlpdag sweep`)", ["nlpdag", "sweep"],
         heartbeat)
 
