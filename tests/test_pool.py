@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import clone_repo, copy_repo, run, run_env
+from conftest import clone_repo, copy_repo, run
 from nlpdag.runs.remote import read_lock, upstream_closure
 from nlpdag.runs.repo import lock_outputs
-from test_sweep import api, online, stop_tree, until
+from test_sweep import add_remotes, api, online, shared_remotes, start_server, start_worker, stop_tree, until
 
 
 def test_upstream_closure_and_lock_entries(tmp_path):
@@ -46,9 +46,7 @@ def test_preflight_refuses_what_workers_would_not_see(tmp_path):
     from nlpdag.runs.remote import prepare_pool
 
     repo = copy_repo(tmp_path / "repo")
-    run(["git", "init", "-q", "--bare", str(tmp_path / "remote.git")], tmp_path)
-    run(["git", "remote", "add", "origin", str(tmp_path / "remote.git")], repo)
-    run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "store")], repo)
+    add_remotes(repo, tmp_path)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "project"], repo)
     run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], repo)
@@ -80,15 +78,10 @@ def lock_stages(repo: Path) -> dict:
 @pytest.mark.slow
 def test_run_on_two_workers_matches_a_local_run(small_baseline, tmp_path):
     from nlpdag.runs.lockdiff import compare_locks, load_lock
-    from nlpdag.runs.server import free_port, stop_pid
+    from nlpdag.runs.server import stop_pid
     from test_pipeline import set_params
 
-    user = clone_repo(small_baseline, tmp_path / "user")
-    remote, store, work = tmp_path / "remote.git", tmp_path / "dvcstore", tmp_path / "work"
-    work.mkdir()
-    run(["git", "init", "-q", "--bare", str(remote)], tmp_path)
-    run(["git", "remote", "add", "origin", str(remote)], user)
-    run(["dvc", "remote", "add", "-d", "shared", str(store)], user)
+    user, remote, work = shared_remotes(small_baseline, tmp_path)
     # Two independent stale stages (topics, tsne) between `check` and `report`: two at once, one per worker
     # (t-SNE on one thread: both workers share this machine's two cores).
     set_params(user, {"topics": {"n_topics": 3}, "tsne": {"perplexity": 5.0, "n_jobs": 1}})
@@ -96,16 +89,12 @@ def test_run_on_two_workers_matches_a_local_run(small_baseline, tmp_path):
     run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], user)
     # Nothing pushed to the DVC remote by hand: the coordinator pushes what workers need.
 
-    home = tmp_path / "prefect"
-    # The workers share one DVC cache (one machine here), as NLPDAG_DVC_CACHE lets a real worker machine do.
-    env = {**run_env(), "PREFECT_HOME": str(home), "NLPDAG_SWEEP_TMP": str(work), "PREFECT_WORKER_QUERY_SECONDS": "2",
-           "NLPDAG_DVC_CACHE": str(tmp_path / "workercache")}
     started = time.monotonic()
-    url = run(["nlpdag", "server", "start", "--repo", str(user), "--port", str(free_port())], user, env=env).stdout.strip()
-    server_pid = json.loads((home / "nlpdag-server.json").read_text())["pid"]
-    env["PREFECT_API_URL"] = url
+    # The workers share one DVC cache (one machine here), as NLPDAG_DVC_CACHE lets a real worker machine do.
+    env, server_pid = start_server(user, tmp_path, NLPDAG_DVC_CACHE=str(tmp_path / "workercache"))
+    url = env["PREFECT_API_URL"]
     workers: dict[str, subprocess.Popen] = {}
-    logs = {name: tmp_path / f"{name}.log" for name in ("w1", "w2")}
+    logs: dict[str, Path] = {}
     tails = lambda: "\n".join(f"--- {n}\n{l.read_text()[-3000:]}" for n, l in logs.items() if l.exists())
     # `check` takes a second: it stays here, the others go to the workers.
     pool_run = ["nlpdag", "run", "--pool", "nlpdag", "--jobs", "2", "--send", "t*", "--send", "report"]
@@ -115,9 +104,8 @@ def test_run_on_two_workers_matches_a_local_run(small_baseline, tmp_path):
         assert (proc.returncode, proc.stderr.strip()) == (
             2, f"error: no worker is polling work pool nlpdag at {url}: start one with `nlpdag worker --pool nlpdag`")
 
-        for name, log in logs.items():
-            workers[name] = subprocess.Popen(["nlpdag", "worker", "--name", name], cwd=tmp_path, env=env,
-                                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        for name in ("w1", "w2"):
+            workers[name] = start_worker(name, tmp_path, env, logs)
         until(lambda: len(online(url)) == 2, 120, "two workers online", on_fail=tails)
         print(f"server and two workers up in {time.monotonic() - started:.1f} s")
 

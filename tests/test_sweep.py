@@ -90,9 +90,7 @@ def pushed_repo(tmp_path_factory) -> dict:
     """A committed copy of the project (no outputs) pushed to a bare git remote, with a DVC remote."""
     base = tmp_path_factory.mktemp("pushed")
     repo = copy_repo(base / "repo")
-    run(["git", "init", "-q", "--bare", str(base / "remote.git")], base)
-    run(["git", "remote", "add", "origin", str(base / "remote.git")], repo)
-    run(["dvc", "remote", "add", "-d", "shared", str(base / "dvcstore")], repo)
+    add_remotes(repo, base)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "project"], repo)
     run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], repo)
@@ -290,29 +288,59 @@ def stop_tree(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
+def add_remotes(repo: Path, base: Path) -> Path:
+    """Give `repo` a bare git remote `origin` (base/remote.git, returned) and a folder as its default DVC
+    remote `shared` (base/dvcstore); nothing committed or pushed."""
+    remote = base / "remote.git"
+    run(["git", "init", "-q", "--bare", str(remote)], base)
+    run(["git", "remote", "add", "origin", str(remote)], repo)
+    run(["dvc", "remote", "add", "-d", "shared", str(base / "dvcstore")], repo)
+    return remote
+
+
+def shared_remotes(baseline: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A user's clone of `baseline` with both remotes (add_remotes), and the empty folder the workers
+    clone into. Returns (user, remote, work)."""
+    user = clone_repo(baseline, tmp_path / "user")
+    (work := tmp_path / "work").mkdir()
+    return user, add_remotes(user, tmp_path), work
+
+
+def start_server(user: Path, tmp_path: Path, **env_extra: str) -> tuple[dict, int]:
+    """A Prefect server for `user` on a free port of 127.0.0.1. Returns the environment workers and commands
+    use (PREFECT_API_URL set; workers poll every 2 s and clone into tmp_path/work) and the server's PID."""
+    from nlpdag.runs.server import free_port
+
+    home = tmp_path / "prefect"
+    env = {**run_env(), "PREFECT_HOME": str(home), "NLPDAG_SWEEP_TMP": str(tmp_path / "work"),
+           "PREFECT_WORKER_QUERY_SECONDS": "2", **env_extra}
+    url = run(["nlpdag", "server", "start", "--repo", str(user), "--port", str(free_port())], user, env=env).stdout.strip()
+    env["PREFECT_API_URL"] = url
+    return env, json.loads((home / "nlpdag-server.json").read_text())["pid"]
+
+
+def start_worker(name: str, tmp_path: Path, env: dict, logs: dict[str, Path]) -> subprocess.Popen:
+    """`nlpdag worker --name <name>` in its own session (stop_tree ends it), logging to tmp_path/<name>.log."""
+    logs[name] = tmp_path / f"{name}.log"
+    return subprocess.Popen(["nlpdag", "worker", "--name", name], cwd=tmp_path, env=env,
+                            stdout=logs[name].open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
 @pytest.mark.slow
 def test_sweep_on_workers_one_stopped_one_killed(small_baseline, tmp_path):
-    from nlpdag.runs.server import free_port, stop_pid
+    from nlpdag.runs.server import stop_pid
 
-    user = clone_repo(small_baseline, tmp_path / "user")
-    remote, store, work = tmp_path / "remote.git", tmp_path / "dvcstore", tmp_path / "work"
-    work.mkdir()
-    run(["git", "init", "-q", "--bare", str(remote)], tmp_path)
-    run(["git", "remote", "add", "origin", str(remote)], user)
-    run(["dvc", "remote", "add", "-d", "shared", str(store)], user)
+    user, remote, work = shared_remotes(small_baseline, tmp_path)
     run(["git", "commit", "-qam", "shared DVC remote"], user)
     run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], user)
     run(["dvc", "push", "-q", "--run-cache"], user)  # the baseline's outputs: workers pull, never recompute
 
-    home = tmp_path / "prefect"
-    env = {**run_env(), "PREFECT_HOME": str(home), "NLPDAG_SWEEP_TMP": str(work), "PREFECT_WORKER_QUERY_SECONDS": "2",
-           "NLPDAG_SWEEP_HEARTBEAT": "30"}  # Prefect's floor: a silent point is CRASHED after 90 s
     started = time.monotonic()
-    url = run(["nlpdag", "server", "start", "--repo", str(user), "--port", str(free_port())], user, env=env).stdout.strip()
-    server_pid = json.loads((home / "nlpdag-server.json").read_text())["pid"]
-    env["PREFECT_API_URL"] = url
+    # Prefect's floor: a silent point is CRASHED after 90 s
+    env, server_pid = start_server(user, tmp_path, NLPDAG_SWEEP_HEARTBEAT="30")
+    url = env["PREFECT_API_URL"]
     workers: dict[str, subprocess.Popen] = {}
-    logs = {name: tmp_path / f"{name}.log" for name in ("w1", "w2")}
+    logs: dict[str, Path] = {}
     # Only up to `topics` (cheap); (4, 10) is the baseline's own point: restored, not recomputed.
     grid = ["-S", "topics.n_topics=2,4", "-S", "topics.top_words=5,10", "--target", "topics"]
     try:
@@ -322,9 +350,8 @@ def test_sweep_on_workers_one_stopped_one_killed(small_baseline, tmp_path):
         assert proc.stderr.startswith(f"error: no worker is polling work pool nlpdag at {url}: start one with")
         assert api(url, "flow_runs/filter") == []
 
-        for name, log in logs.items():
-            workers[name] = subprocess.Popen(["nlpdag", "worker", "--name", name], cwd=tmp_path, env=env,
-                                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        for name in ("w1", "w2"):
+            workers[name] = start_worker(name, tmp_path, env, logs)
         tails = lambda: "\n".join(f"--- {n}\n{l.read_text()[-2500:]}" for n, l in logs.items())
         until(lambda: len(online(url)) == 2, 120, "two workers online", on_fail=tails)
         print(f"server and two workers up in {time.monotonic() - started:.1f} s")
@@ -393,9 +420,7 @@ def test_sweep_on_workers_one_stopped_one_killed(small_baseline, tmp_path):
               on_fail=tails)
         print(f"w2 SIGKILLed during {repeat}: CRASHED {time.monotonic() - killed:.0f} s later "
               f"({flow_runs(url)[repeat]['state']['message']})")
-        logs["w3"] = tmp_path / "w3.log"
-        workers["w3"] = subprocess.Popen(["nlpdag", "worker", "--name", "w3"], cwd=tmp_path, env=env,
-                                         stdout=logs["w3"].open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        workers["w3"] = start_worker("w3", tmp_path, env, logs)
         until(lambda: "w3" in online(url), 120, "w3 online", on_fail=tails)
         proc = run(["nlpdag", "resubmit", repeat, "--wait", "--timeout", "300"], user, env=env)
         assert " COMPLETED " in proc.stdout.splitlines()[-1], proc.stdout + proc.stderr
