@@ -174,8 +174,14 @@ def test_learned_and_dv_ngram_claims_follow_the_paired_tests():
     assert claim.verdict == SUPPORTED and "IMDB: 91.2% against 90.0% (+1.2 pts, McNemar p 0.02)" in claim.measurement
     assert "Doc2Vec DV-ngram (PV-DBOW over words and n-grams) +1.0 pts (p 0.01)" in claim.measurement
     assert "Doc2Vec PV-DBOW +0.2 pts (p 0.6)" in claim.measurement and "† its vectors" in claim.measurement
+    # `overall` is the primary test; a source with less power that does not separate them is named
     learned["scopes"]["imdb"] = test(0.012, 0.2)
+    claim = learned_claim({"versus": {"learned_vs_ngrams": learned}})
+    assert claim.verdict == SUPPORTED and "; not significant on IMDB alone" in claim.measurement
+    learned["scopes"]["overall"] = test(0.01, 0.08)
     assert learned_claim({"versus": {"learned_vs_ngrams": learned}}).verdict == INCONCLUSIVE
+    learned["scopes"] = {"overall": test(0.01, 0.01), "imdb": test(0.02, 0.001), "rotten_tomatoes": test(-0.03, 0.01)}
+    assert learned_claim({"versus": {"learned_vs_ngrams": learned}}).verdict == CONTRADICTED
     assert learned_claim({}).verdict == NOT_MEASURED and "nb_docvec" in learned_claim({}).how
     ngram = {"a": "docvec@doc2vec_ngram", "b": "docvec@doc2vec_dbow", "scopes": {"overall": test(-0.02, 0.001)}}
     claim = dv_ngram_claim({"versus": {"ngram_vs_word_docvecs": ngram}})

@@ -144,6 +144,17 @@ def test_verdicts_name_a_winner_only_where_the_paired_test_says_so():
                         f"{base} (85.0%), differ by 5.1 pts: within what chance gives on 24 test documents "
                         "(McNemar p = 0.31, above 0.05).")
     assert lines[2].startswith(f"<b>Rotten Tomatoes</b>: <b>{base}</b> wins")
+    assert "†" not in summary_html.summary_section(CLASSIFY["models"], SUMMARY, [])
+
+
+def test_a_row_that_saw_the_test_texts_says_so_in_the_verdict():
+    models = {**CLASSIFY["models"], BASELINE: {**CLASSIFY["models"][BASELINE], "transductive": True}}
+    lines = summary_html.verdicts(models, SUMMARY)
+    assert "TF-IDF + logistic regression † (81.2%), is behind" in lines[0]
+    assert lines[2].startswith("<b>Rotten Tomatoes</b>: <b>TF-IDF + logistic regression †</b> wins")
+    out = summary_html.summary_section(models, SUMMARY, [])
+    assert 'id="transductive">† saw the test texts, never their labels' in out
+    assert "doc2vec.train_on_all=false" in out
 
 
 def test_summary_leads_with_verdict_tally_unmeasured_and_served_model():

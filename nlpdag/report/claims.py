@@ -293,23 +293,30 @@ def ensemble_claim(models: Mapping, summary: Mapping) -> Claim:
 
 def _versus(claim: str, test: Mapping | None, scopes: list[str], how: str, missing: str) -> Claim:
     """A claim that row a beats row b, judged by the paired (McNemar) tests classify ran in `scopes`:
-    supported where a wins significantly in every scope, contradicted where b wins in any."""
+    contradicted where b wins significantly in any scope; supported where a wins significantly in the primary
+    scope, `overall` when it is among `scopes` (each source holds a part of the test documents, so its test
+    has less power: a source where the gain is not significant is named in the text), else in every scope."""
     if not test:
         return Claim(claim, missing, NOT_MEASURED, how)
-    parts, sides = [], []
+    parts, sides, judged = [], [], []
     for scope in scopes:
         t = test["scopes"].get(scope)
         if t is None or None in (t.get("p_value"), t.get("gain"), t.get("accuracy_a"), t.get("accuracy_b")):
             continue
         side = (1 if t["gain"] > 0 else -1) if t["significant"] else 0
         sides.append(side)
+        judged.append(scope)
         parts.append(f"{_scope(scope)}: {_pct(t['accuracy_a'])} against {_pct(t['accuracy_b'])} ({100 * t['gain']:+.1f} pts, "
                      f"McNemar p {_p(t['p_value'])})")
     if not sides:
         return Claim(claim, missing, NOT_MEASURED, how)
-    verdict = SUPPORTED if all(s > 0 for s in sides) else CONTRADICTED if any(s < 0 for s in sides) else INCONCLUSIVE
+    primary = [side for scope, side in zip(judged, sides) if scope == "overall"] or sides
+    verdict = (CONTRADICTED if any(s < 0 for s in sides) else SUPPORTED if all(s > 0 for s in primary)
+               else INCONCLUSIVE)
+    unseparated = [_scope(scope) for scope, side in zip(judged, sides) if side == 0]
+    note = (f"; not significant on {', '.join(unseparated)} alone" if verdict == SUPPORTED and unseparated else "")
     return Claim(claim, f"{human(test['a'])} against {human(test['b'])} (each chosen on the validation slice): "
-                        + "; ".join(parts), verdict)
+                        + "; ".join(parts) + note, verdict)
 
 
 def tree_claim(summary: Mapping) -> Claim:

@@ -34,9 +34,24 @@ def accuracy_of(models: Mapping, name: str | None, key: str) -> tuple[float | No
     return scores.get("accuracy"), scores.get("n")
 
 
+def transductive(models: Mapping, name: str | None) -> bool:
+    return bool(models.get(name or "", {}).get("transductive"))
+
+
+def named(models: Mapping, name: str | None) -> str:
+    """A row's human name, with † when its representation saw the test texts (the classifier table's mark)."""
+    return esc(human(name or "?")) + (" †" if transductive(models, name) else "")
+
+
+TRANSDUCTIVE_NOTE = ('<p class="small" id="transductive">† saw the test texts, never their labels, while learning its '
+                     "document vectors (<code>doc2vec.train_on_all: true</code>, the paper's protocol); "
+                     "<code>dvc exp run -S doc2vec.train_on_all=false</code> infers them instead.</p>")
+
+
 def verdicts(models: Mapping, summary: Mapping) -> list[str]:
     """One sentence per scope: the winner where an exact McNemar test separates the most accurate row from
-    the runner-up at 5%, else "tied" with the reason: the gap is what chance gives on that many documents."""
+    the runner-up at 5%, else "tied" with the reason: the gap is what chance gives on that many documents.
+    A row whose representation saw the test texts carries † (TRANSDUCTIVE_NOTE says what it means)."""
     lines = []
     best_of = summary.get("best") or summary.get("winner", {})
     for key, best in best_of.items():
@@ -50,18 +65,18 @@ def verdicts(models: Mapping, summary: Mapping) -> list[str]:
         docs = f"{n:,} test documents" if n else "the test documents"
         scope = f"<b>{esc(scope_name(key))}</b>"
         if winner:
-            lines.append(f"{scope}: <b>{esc(human(winner))}</b> wins ({pct(acc)}); the runner-up, "
-                         f"{esc(human(runner or '?'))} ({pct(runner_acc)}), is behind by more than chance gives on "
+            lines.append(f"{scope}: <b>{named(models, winner)}</b> wins ({pct(acc)}); the runner-up, "
+                         f"{named(models, runner)} ({pct(runner_acc)}), is behind by more than chance gives on "
                          f"{docs} (McNemar p = {p_text(p)}, below {ALPHA:g}).")
         elif runner is None:
-            lines.append(f"{scope}: only <b>{esc(human(best))}</b> ({pct(acc)}) was scored; nothing to compare.")
+            lines.append(f"{scope}: only <b>{named(models, best)}</b> ({pct(acc)}) was scored; nothing to compare.")
         else:
             gap = "" if acc is None or runner_acc is None else f" differ by {100 * (acc - runner_acc):.1f} pts:"
             tied = (summary.get("tied_with") or {}).get(key) or []
             others = len(tied) - 1
             more = (f" {others} more row{'s are' if others > 1 else ' is'} tied with it too." if others > 0 else "")
-            lines.append(f"{scope}: <b>tied</b>. The most accurate, <b>{esc(human(best))}</b> ({pct(acc)}), and the "
-                         f"runner-up, {esc(human(runner))} ({pct(runner_acc)}),{gap or ' differ'} within what chance "
+            lines.append(f"{scope}: <b>tied</b>. The most accurate, <b>{named(models, best)}</b> ({pct(acc)}), and the "
+                         f"runner-up, {named(models, runner)} ({pct(runner_acc)}),{gap or ' differ'} within what chance "
                          f"gives on {docs} (McNemar p = {p_text(p)}, above {ALPHA:g}).{more}")
     return lines
 
@@ -107,6 +122,9 @@ def summary_section(models: Mapping | None, summary: Mapping | None, claims: Seq
                 "split, per source" if len(labels) >= 2 else "The best classifier on the test split, per source")
         lines = verdicts(models or {}, summary)
         parts.append(f'<p>{task}:</p><ul id="verdict">' + "".join(f"<li>{line}</li>" for line in lines) + "</ul>")
+        shown = {*(summary.get("best") or {}).values(), *(summary.get("runner_up") or {}).values()}
+        if any(transductive(models or {}, n) for n in shown):
+            parts.append(TRANSDUCTIVE_NOTE)
     parts.append(tally_line(claims))
     if summary:
         parts.append(served_line(summary))
