@@ -298,22 +298,20 @@ def _versus(claim: str, test: Mapping | None, scopes: list[str], how: str, missi
     has less power: a source where the gain is not significant is named in the text), else in every scope."""
     if not test:
         return Claim(claim, missing, NOT_MEASURED, how)
-    parts, sides, judged = [], [], []
+    parts, sides = [], {}   # sides: scope -> +1 a wins, -1 b wins (significantly), 0 not separated
     for scope in scopes:
         t = test["scopes"].get(scope)
         if t is None or None in (t.get("p_value"), t.get("gain"), t.get("accuracy_a"), t.get("accuracy_b")):
             continue
-        side = (1 if t["gain"] > 0 else -1) if t["significant"] else 0
-        sides.append(side)
-        judged.append(scope)
+        sides[scope] = (1 if t["gain"] > 0 else -1) if t["significant"] else 0
         parts.append(f"{_scope(scope)}: {_pct(t['accuracy_a'])} against {_pct(t['accuracy_b'])} ({100 * t['gain']:+.1f} pts, "
                      f"McNemar p {_p(t['p_value'])})")
     if not sides:
         return Claim(claim, missing, NOT_MEASURED, how)
-    primary = [side for scope, side in zip(judged, sides) if scope == "overall"] or sides
-    verdict = (CONTRADICTED if any(s < 0 for s in sides) else SUPPORTED if all(s > 0 for s in primary)
+    primary = [sides["overall"]] if "overall" in sides else list(sides.values())
+    verdict = (CONTRADICTED if any(s < 0 for s in sides.values()) else SUPPORTED if all(s > 0 for s in primary)
                else INCONCLUSIVE)
-    unseparated = [_scope(scope) for scope, side in zip(judged, sides) if side == 0]
+    unseparated = [_scope(scope) for scope, side in sides.items() if side == 0]
     note = (f"; not significant on {', '.join(unseparated)} alone" if verdict == SUPPORTED and unseparated else "")
     return Claim(claim, f"{human(test['a'])} against {human(test['b'])} (each chosen on the validation slice): "
                         + "; ".join(parts) + note, verdict)

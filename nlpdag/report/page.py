@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from nlpdag.names import REDUCER_NAMES, human, human_source
 
@@ -44,6 +44,18 @@ def named(name: str, suffix: str = "") -> Markup:
     if title == name:
         return Markup(esc(name) + esc(suffix))
     return Markup(f'{esc(title)}{esc(suffix)} <span class="small id">{esc(name)}</span>')
+
+
+def dagger(row: Mapping) -> str:
+    """" †" for a classifier row whose representation saw the test texts (its `transductive` flag), else ""."""
+    return " †" if row.get("transductive") else ""
+
+
+# What † means, under the classifier table and, when a verdict names such a row, on the first screen.
+DAGGER_MEANING = ("† saw the test texts, never their labels, while learning its representation (Doc2Vec with "
+                  "<code>doc2vec.train_on_all: true</code>, the paper's protocol); "
+                  "<code>dvc exp run -S doc2vec.train_on_all=false</code> infers the test documents' vectors "
+                  "instead (<code>infer_vector</code>).")
 
 
 def fmt(value: object, digits: int = 4) -> str:
@@ -241,12 +253,10 @@ def classifiers_section(metrics: dict | None, summary: dict | None, missing: Seq
         columns = ["model", "kind", "accuracy", "accuracy 95% CI", "macro F1", "macro F1 95% CI", "ROC AUC"] + \
                   [f"accuracy on {human_source(s)}" for s in sources]
         best = {i: "max" for i in (2, 4, 6, *range(7, 7 + len(sources)))}
-        names = {n: named(n, " †" if models[n].get("transductive") else "") for n in order}
+        names = {n: named(n, dagger(models[n])) for n in order}
         parts.append(table(columns, [[names[n]] + _metric_cells(models[n], sources) for n in order], best))
         parts.append('<p class="small">Intervals: 95% bootstrap over the test documents (1,000 resamples, '
-                     'seeded). † saw the test texts (never their labels) while learning its representation: '
-                     'Doc2Vec with <code>doc2vec.train_on_all</code>, transductive; set it to false for the '
-                     'inductive protocol (<code>infer_vector</code>).</p>')
+                     f'seeded). {DAGGER_MEANING}</p>')
         parts.append(table(["model", "trained on", "train s", "representation s", "tokens/s"],
                            [[names[n]] + _cost_cells(models[n]) for n in order], {2: "min", 4: "max"},
                            caption="How each row was trained, and its cost"))

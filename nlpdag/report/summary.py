@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 from nlpdag.evaluation.protocol import ALPHA   # the level classify names a winner at
 from nlpdag.names import human, human_source
 from nlpdag.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, SUPPORTED, Claim, tally
-from nlpdag.report.page import VERDICT_COLOURS, esc, section, unavailable
+from nlpdag.report.page import DAGGER_MEANING, VERDICT_COLOURS, dagger, esc, section, unavailable
 
 
 
@@ -34,24 +34,15 @@ def accuracy_of(models: Mapping, name: str | None, key: str) -> tuple[float | No
     return scores.get("accuracy"), scores.get("n")
 
 
-def transductive(models: Mapping, name: str | None) -> bool:
-    return bool(models.get(name or "", {}).get("transductive"))
-
-
 def named(models: Mapping, name: str | None) -> str:
-    """A row's human name, with † when its representation saw the test texts (the classifier table's mark)."""
-    return esc(human(name or "?")) + (" †" if transductive(models, name) else "")
-
-
-TRANSDUCTIVE_NOTE = ('<p class="small" id="transductive">† saw the test texts, never their labels, while learning its '
-                     "document vectors (<code>doc2vec.train_on_all: true</code>, the paper's protocol); "
-                     "<code>dvc exp run -S doc2vec.train_on_all=false</code> infers them instead.</p>")
+    """A row's human name, with the classifier table's † when its representation saw the test texts."""
+    return esc(human(name or "?")) + dagger(models.get(name or "", {}))
 
 
 def verdicts(models: Mapping, summary: Mapping) -> list[str]:
     """One sentence per scope: the winner where an exact McNemar test separates the most accurate row from
     the runner-up at 5%, else "tied" with the reason: the gap is what chance gives on that many documents.
-    A row whose representation saw the test texts carries † (TRANSDUCTIVE_NOTE says what it means)."""
+    A row whose representation saw the test texts carries † (DAGGER_MEANING, under the verdicts, says what it means)."""
     lines = []
     best_of = summary.get("best") or summary.get("winner", {})
     for key, best in best_of.items():
@@ -123,8 +114,8 @@ def summary_section(models: Mapping | None, summary: Mapping | None, claims: Seq
         lines = verdicts(models or {}, summary)
         parts.append(f'<p>{task}:</p><ul id="verdict">' + "".join(f"<li>{line}</li>" for line in lines) + "</ul>")
         shown = {*(summary.get("best") or {}).values(), *(summary.get("runner_up") or {}).values()}
-        if any(transductive(models or {}, n) for n in shown):
-            parts.append(TRANSDUCTIVE_NOTE)
+        if any(dagger((models or {}).get(n, {})) for n in shown):
+            parts.append(f'<p class="small" id="transductive">{DAGGER_MEANING}</p>')
     parts.append(tally_line(claims))
     if summary:
         parts.append(served_line(summary))
